@@ -1,0 +1,54 @@
+"""Shared fixtures: where AlberDICE's released files are, and a writer of small buffers in their format."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The released files are never copied into the project: point INSPO_ALBERDICE_DIR at them.
+ALBERDICE_DIR = os.environ.get("INSPO_ALBERDICE_DIR", os.path.join(ROOT, "..", "shared", "data", "alberdice"))
+
+
+def alberdice_path(*parts: str) -> str:
+    path = os.path.join(ALBERDICE_DIR, *parts)
+    if not os.path.isdir(path):
+        pytest.skip(f"AlberDICE's released files are not at {path} (set INSPO_ALBERDICE_DIR)")
+    return path
+
+
+def write_buffer(path, state, obs, actions, reward, terminated, filled, n_actions):
+    """Write episodes in AlberDICE's PyMARL buffer layout (docs: ../shared/docs/BRIDGE.md §9)."""
+    os.makedirs(path, exist_ok=True)
+    filled = np.asarray(filled, dtype=np.int64)[..., None]
+    arrays = {
+        "state": np.asarray(state, np.float32), "obs": np.asarray(obs, np.float32),
+        "actions": np.asarray(actions, np.int64)[..., None],
+        "actions_onehot": np.eye(n_actions, dtype=np.float32)[np.asarray(actions)] * filled[..., None],
+        "avail_actions": np.ones(np.shape(actions) + (n_actions,), np.int32) * filled[..., None].astype(np.int32),
+        "reward": np.asarray(reward, np.float32)[..., None],
+        "terminated": np.asarray(terminated, np.uint8)[..., None], "filled": filled,
+    }
+    for name, array in arrays.items():
+        np.save(os.path.join(path, name + ".npy"), array)
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump({"buffer_index": 0, "episodes_in_buffer": len(filled), "buffer_size": len(filled)}, f)
+    return path
+
+
+def run_script(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run one of the top-level scripts as a user would."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit code 2, no traceback, and an error line naming every fragment."""
+    assert result.returncode == 2, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if any(f in line for f in fragments)]
+    assert lines, result.stderr
+    assert all(f in lines[0] for f in fragments), (fragments, lines[0])

@@ -1,0 +1,251 @@
+"""The matrix games: environment rules, datasets, the paper's claims about InSPO, and the CLI."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+import inspo_matrix
+from conftest import alberdice_path, assert_one_line_error, run_script, write_buffer
+from envs import InputError
+from envs.matrix import DATASETS, PAYOFFS, MatrixGameEnv, load_alberdice_xor, make_dataset
+
+# Small, fast configurations of the script (the benchmark runs the defaults).
+FAST = dict(progress=False, eval_interval=1000)
+
+
+def run(tmp_path, **kwargs) -> dict:
+    return inspo_matrix.main(inspo_matrix.Args(runs_dir=str(tmp_path), **{**FAST, **kwargs}))
+
+
+# --- the environment -------------------------------------------------------------------
+@pytest.mark.parametrize("game", ["xor", "mne"])
+def test_pettingzoo_api(game):
+    parallel_api_test(MatrixGameEnv(game), num_cycles=10)
+    parallel_seed_test(lambda: MatrixGameEnv(game))
+
+
+@pytest.mark.parametrize("game", ["xor", "mne"])
+def test_every_joint_action_pays_the_payoff(game):
+    env = MatrixGameEnv(game)
+    n = PAYOFFS[game].shape[0]
+    for a1 in range(n):
+        for a2 in range(n):
+            obs, _ = env.reset(seed=a1)
+            assert obs["agent_0"]["action_mask"].tolist() == [1] * n
+            _, rewards, terminations, truncations, _ = env.step({"agent_0": a1, "agent_1": a2})
+            assert rewards == {"agent_0": PAYOFFS[game][a1, a2], "agent_1": PAYOFFS[game][a1, a2]}
+            assert all(terminations.values()) and not any(truncations.values()) and env.agents == []
+    assert PAYOFFS["xor"].tolist() == [[0, 1], [1, -2]]  # Figure 1(a); (B,B) = -2 as in AlberDICE's data
+    assert np.diag(PAYOFFS["mne"]).tolist() == [5, 10, 20] and (PAYOFFS["mne"][~np.eye(3, dtype=bool)] == -20).all()
+
+
+def test_env_rejects_bad_actions():
+    env = MatrixGameEnv("xor")
+    env.reset()
+    with pytest.raises(InputError, match="accepted: integers 0..1"):
+        env.step({"agent_0": 2, "agent_1": 0})
+    with pytest.raises(InputError, match="unknown game 'chess'"):
+        MatrixGameEnv("chess")
+
+
+# --- datasets --------------------------------------------------------------------------
+@pytest.mark.parametrize("game,dataset", [(g, d) for g in DATASETS for d in DATASETS[g]])
+def test_generated_datasets_have_the_papers_proportions(game, dataset):
+    data = make_dataset(game, dataset, seed=3)
+    n = PAYOFFS[game].shape[0]
+    counts = np.zeros((n, n))
+    np.add.at(counts, (data["actions"][:, 0], data["actions"][:, 1]), 1)
+    np.testing.assert_allclose(counts / counts.sum(), DATASETS[game][dataset], atol=1e-12)
+    np.testing.assert_array_equal(data["reward"], PAYOFFS[game][data["actions"][:, 0], data["actions"][:, 1]])
+    assert (data["done"] == 1).all() and data["obs"].shape == (5400, 2, 1) and data["avail"].shape == (5400, 2, n)
+    again = make_dataset(game, dataset, seed=3)
+    assert all(np.array_equal(data[k], again[k]) for k in data)  # deterministic from the seed
+    if dataset != "a":  # a different seed shuffles differently
+        assert not np.array_equal(make_dataset(game, dataset, seed=4)["actions"], data["actions"])
+
+
+def test_xor_dataset_b_is_the_papers_figure_1b():
+    actions = {tuple(a) for a in make_dataset("xor", "b", seed=0)["actions"].tolist()}
+    assert actions == {(0, 0), (0, 1), (1, 0)}
+    actions = {tuple(a) for a in make_dataset("xor", "a", seed=0)["actions"].tolist()}
+    assert actions == {(0, 1), (1, 0)}
+
+
+@pytest.mark.parametrize("name,expected", [("buffer_02", {(0, 1)}), ("buffer_02_20", {(0, 1), (1, 0)}),
+                                           ("buffer_00_02_20", {(0, 0), (0, 1), (1, 0)})])
+def test_load_alberdice_released_xor_files(name, expected):
+    data = load_alberdice_xor(alberdice_path("mmdp_game_1_from_start", name))
+    assert len(data["reward"]) == 100 * 50  # 100 episodes of 50 plays; the 51st slot is the final state
+    assert {tuple(a) for a in data["actions"].tolist()} == expected
+    assert (data["done"] == 1).all()
+
+
+def xor_buffer(path, pairs, rewards=None):
+    """A small AlberDICE-format XOR buffer: 4 episodes of len(pairs) plays."""
+    pairs = np.asarray(pairs)
+    t = len(pairs)
+    actions = np.zeros((4, t + 1, 2), np.int64)
+    actions[:, :t] = pairs
+    reward = np.zeros((4, t + 1))
+    reward[:, :t] = PAYOFFS["xor"][pairs[:, 0], pairs[:, 1]] if rewards is None else rewards
+    terminated = np.zeros((4, t + 1))
+    terminated[:, t - 1] = 1
+    obs = np.tile([0.0, 1.0, 0.0, 1.0], (4, t + 1, 2, 1))
+    return write_buffer(str(path), obs[:, :, 0], obs, actions, reward, terminated, np.ones((4, t + 1)), n_actions=2)
+
+
+def test_loader_reads_the_format_and_rejects_corrupt_files(tmp_path):
+    path = xor_buffer(tmp_path / "ok", [(0, 1), (1, 0), (0, 0)])
+    data = load_alberdice_xor(path)
+    assert data["actions"].tolist() == [[0, 1], [1, 0], [0, 0]] * 4
+    with pytest.raises(InputError, match="does not exist"):
+        load_alberdice_xor(str(tmp_path / "nowhere"))
+    os.remove(os.path.join(path, "reward.npy"))
+    with pytest.raises(InputError, match="has no reward.npy"):
+        load_alberdice_xor(path)
+    with open(os.path.join(path, "reward.npy"), "wb") as f:
+        f.write(b"\x93NUMPY garbage")
+    with pytest.raises(InputError, match="cannot read"):
+        load_alberdice_xor(path)
+    bad = xor_buffer(tmp_path / "nan", [(0, 1), (1, 0)], rewards=[np.nan, 1.0])
+    with pytest.raises(InputError, match="NaN"):
+        load_alberdice_xor(bad)
+    bad = xor_buffer(tmp_path / "payoff", [(0, 1), (1, 0)], rewards=[1.0, 5.0])
+    with pytest.raises(InputError, match="XOR payoff"):
+        load_alberdice_xor(bad)
+    bad = xor_buffer(tmp_path / "range", [(0, 1), (1, 0)])
+    np.save(os.path.join(bad, "actions.npy"), np.full((4, 3, 2, 1), 7, np.int64))
+    with pytest.raises(InputError, match="accepted 0..1"):
+        load_alberdice_xor(bad)
+
+
+# --- the paper's claims ----------------------------------------------------------------
+def test_in_sample_agent_never_learns_an_action_absent_from_its_data(tmp_path):
+    """AlberDICE's buffer_02 holds only (A,B): agent 1 never plays B, agent 2 never plays A."""
+    path = xor_buffer(tmp_path / "buffer_02", [(0, 1)] * 50)
+    for exact in (True, False):
+        summary = run(tmp_path, dataset_dir=path, exact=exact, num_updates=200)
+        pi1, pi2 = summary["policies"]
+        assert pi1[1] <= 1e-3 and pi2[0] <= 1e-3, summary["policies"]
+
+
+def test_in_sample_mne_without_c_never_plays_c(tmp_path, monkeypatch):
+    """(C,C) pays most, but no play in the data uses C: no agent may learn it."""
+    monkeypatch.setitem(DATASETS["mne"], "no_c", np.outer([0.5, 0.5, 0.0], [0.5, 0.5, 0.0]))
+    for exact in (True, False):
+        summary = run(tmp_path, game="mne", dataset="no_c", exact=exact, num_updates=200)
+        assert max(pi[2] for pi in summary["policies"]) <= 1e-3, summary["policies"]
+        assert summary["final_return_greedy"] in (5.0, 10.0)
+
+
+def test_sequential_beats_simultaneous_on_xor_b(tmp_path):
+    """Figure 5(b): simultaneous updates move both agents to B together and land on an OOD
+    joint action; sequential updates coordinate. Exact mode, on the exact dataset of Figure 1(b)."""
+    sequential = run(tmp_path, dataset="b", exact=True, num_updates=3000)
+    simultaneous = run(tmp_path, dataset="b", exact=True, num_updates=3000, sequential=False)
+    assert sequential["final_return_greedy"] == 1.0 and sequential["expected_return"] > 0.99
+    assert simultaneous["final_return_greedy"] <= 0.0 and simultaneous["expected_return"] < 0.01
+    joint = np.array(simultaneous["joint_policy"])
+    assert joint[0, 0] + joint[1, 1] > 0.99  # all mass on (A,A) or the out-of-distribution (B,B)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_entropy_escapes_the_mne_local_optimum(tmp_path, exact):
+    """Figure 5(a): on the imbalanced dataset, β_0 = 10 reaches (C,C); without entropy InSPO stays at (A,A)."""
+    budget = 3000 if exact else 600
+    with_entropy = run(tmp_path, game="mne", dataset="imbalanced", exact=exact, num_updates=budget)
+    without = run(tmp_path, game="mne", dataset="imbalanced", exact=exact, num_updates=budget, beta_0=0.0)
+    assert with_entropy["final_return_greedy"] == 20.0, with_entropy["policies"]
+    assert without["final_return_greedy"] == 5.0, without["policies"]
+
+
+def qre_residual(summary, alpha, beta):
+    """Distance of each agent's policy from Eq. 12's closed form given its teammate:
+    π^i ∝ µ^i^{α/(α+β)} exp(Q^i/(α+β)), Q^i(a^i) = Σ_{a^j} π^j(a^j) R(a^i, a^j)."""
+    payoff = PAYOFFS[summary["game"]]
+    pis = [np.array(p) for p in summary["policies"]]
+    mus = [np.array(m) for m in summary["behaviour"]]
+    worst = 0.0
+    for i, (q_payoff, teammate) in enumerate([(payoff, pis[1]), (payoff.T, pis[0])]):
+        logits = alpha / (alpha + beta) * np.log(mus[i]) + (q_payoff @ teammate) / (alpha + beta)
+        target = np.exp(logits - logits.max())
+        worst = max(worst, np.abs(target / target.sum() - pis[i]).max())
+    return worst
+
+
+@pytest.mark.parametrize("exact,tolerance", [(True, 1e-6), (False, 0.05)])
+def test_fixed_alpha_beta_converge_to_the_closed_form_qre(tmp_path, exact, tolerance):
+    """With α and β held fixed, the joint policy is the fixed point of Eq. 12 (a QRE of the
+    regularised game). M-NE balanced: full-support product data, so the in-sample Q^i is the
+    true Σ π^j R."""
+    alpha, beta = 5.0, 5.0
+    summary = run(tmp_path, game="mne", dataset="balanced", exact=exact, alpha=alpha, beta_0=beta, beta_decay=1.0,
+                  num_updates=300 if exact else 500)
+    assert qre_residual(summary, alpha, beta) < tolerance
+    assert qre_residual(summary, alpha, 2 * beta) > 5 * tolerance  # the check can fail
+
+
+def test_autotuned_alpha_tracks_the_kl_target(tmp_path):
+    """Eq. 25 as a Lagrangian: α rises while KL(π||µ) exceeds D̄_KL, so a tight target ends above α_0."""
+    tight = run(tmp_path, game="mne", dataset="imbalanced", exact=True, num_updates=500, autotune_alpha=True,
+                target_kl=0.01, alpha_lr=0.05)
+    loose = run(tmp_path, game="mne", dataset="imbalanced", exact=True, num_updates=500, autotune_alpha=True,
+                target_kl=5.0, alpha_lr=0.05)
+    assert tight["alpha"] > 0.1 > loose["alpha"]
+
+
+def test_same_seed_same_numbers(tmp_path):
+    first = run(tmp_path, dataset="c", num_updates=60, seed=7)
+    second = run(tmp_path, dataset="c", num_updates=60, seed=7)
+    other = run(tmp_path, dataset="c", num_updates=60, seed=8)
+    assert first["joint_policy"] == second["joint_policy"] and first["behaviour"] == second["behaviour"]
+    assert first["joint_policy"] != other["joint_policy"]
+
+
+def test_summary_and_update_orders(tmp_path):
+    for order in ("random", "fixed", "semi-greedy"):
+        summary = run(tmp_path, game="mne", dataset="balanced", num_updates=30, update_order=order)
+        assert summary["num_updates"] == 30 and summary["args"]["update_order"] == order
+        assert np.isclose(np.sum(summary["joint_policy"]), 1.0)
+
+
+# --- the command line ------------------------------------------------------------------
+def test_cli_writes_summary_as_last_line(tmp_path):
+    result = run_script("inspo_matrix.py", "--game", "xor", "--dataset", "b", "--exact", "--num-updates", "50",
+                        "--runs-dir", str(tmp_path), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("summary: ")
+    with open(last[len("summary: "):]) as f:
+        summary = json.load(f)
+    assert {"final_return", "bc_return", "joint_policy", "wall_time_s", "num_updates", "args"} <= set(summary)
+    assert "agent1\\agent2" in result.stdout  # the joint policy table
+
+
+@pytest.mark.parametrize("argv,fragments", [
+    (["--game", "chess"], ["'chess'", "xor", "mne"]),
+    (["--game", "mne", "--dataset", "b"], ["'b'", "balanced", "imbalanced"]),
+    (["--dataset", "d"], ["'d'", "a, b, c"]),
+    (["--dataset-dir", "/nonexistent/buffer"], ["/nonexistent/buffer", "does not exist"]),
+    (["--game", "mne", "--dataset", "balanced", "--dataset-dir", "/tmp"], ["--dataset-dir", "--game xor"]),
+    (["--alpha", "-1"], ["--alpha -1", ">= 0"]),
+    (["--alpha", "nan"], ["--alpha nan", "finite"]),
+    (["--beta-0", "-0.5"], ["--beta-0 -0.5", ">= 0"]),
+    (["--target-kl", "nan"], ["--target-kl nan", "finite"]),
+    (["--num-updates", "0"], ["--num-updates 0", ">= 1"]),
+    (["--eval-episodes", "0"], ["--eval-episodes 0", ">= 1"]),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, argv, fragments):
+    result = run_script("inspo_matrix.py", *argv, "--runs-dir", str(tmp_path), "--no-progress")
+    assert_one_line_error(result, *fragments)
+    assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_cli_corrupt_dataset_dir(tmp_path):
+    path = xor_buffer(tmp_path / "buf", [(0, 1), (1, 0)])
+    np.save(os.path.join(path, "state.npy"), np.zeros((4, 3), np.float32))  # wrong shape
+    result = run_script("inspo_matrix.py", "--dataset-dir", path, "--runs-dir", str(tmp_path / "runs"))
+    assert_one_line_error(result, "state.npy", "expected 3 dimensions")
