@@ -132,7 +132,8 @@ def main(options: Options) -> None:
     per_seed = ["", "## Per-seed greedy returns", "", "| mode | data | task | seeds 0-4 |", "|---|---|---|---|"]
     for label, _ in rows:
         mode, data, task = [part.strip() for part in label.split("|")]
-        per_seed.append(f"| {mode} | {data} | {task} | {' '.join(f'{s['final_return_greedy']:.2f}' for s in by_label[label])} |")
+        greedy = " ".join("%.2f" % s["final_return_greedy"] for s in by_label[label])
+        per_seed.append(f"| {mode} | {data} | {task} | {greedy} |")
     times = [s["wall_time_s"] for label in by_label if label.startswith("practical") for s in by_label[label]]
     lines += per_seed + ["", f"Practical-mode run time: mean {np.mean(times):.1f} s, max {np.max(times):.1f} s per run "
                          f"({np.mean([s['process_wall_s'] for label in by_label if label.startswith('practical') for s in by_label[label]]):.1f} s "

@@ -160,7 +160,7 @@ def optimal_action(pos: np.ndarray, done: np.ndarray, t: int, mode: int, rng: np
     pairs = [(a0, a1) for a0 in options[0] for a1 in options[1]]
     if not all(done):  # keep only joint moves in which every walking agent gets closer (nobody blocked)
         moved = resolve_moves(pos[None], done[None], np.array(pairs))
-        progress = [all(done[i] or DIST[i, tuple(m[i])] < DIST[i, tuple(pos[i])] for i in range(N_AGENTS)) for m in moved]
+        progress = [all(done[i] or DIST[i, m[i, 0], m[i, 1]] < DIST[i, pos[i, 0], pos[i, 1]] for i in range(N_AGENTS)) for m in moved]
         pairs = [p for p, ok in zip(pairs, progress) if ok] or pairs
     return np.array(pairs[rng.integers(len(pairs))])
 
@@ -205,12 +205,12 @@ def collect(policy: str, episodes: int, rng: np.random.Generator, horizon: int =
 
 
 def make_buffer(name: str, seed: int) -> dict[str, np.ndarray]:
-    """§13: `optimal` = 500 handcrafted episodes; `mixed` = 500 uniform-random episodes, then 500 optimal."""
-    rng = np.random.default_rng(seed)
+    """§13: `optimal` = 500 handcrafted episodes; `mixed` = 500 uniform-random episodes, then the
+    same seed's `optimal` episodes (as the released `buffer_mix` ends with `buffer_optimal`)."""
     if name == "optimal":
-        return collect("optimal", 500, rng)
-    random_part = collect("random", 500, rng)
-    optimal_part = collect("optimal", 500, rng)
+        return collect("optimal", 500, np.random.default_rng(seed))
+    random_part = collect("random", 500, np.random.default_rng([seed, 1]))
+    optimal_part = make_buffer("optimal", seed)
     return {k: np.concatenate([random_part[k], optimal_part[k]]) for k in random_part}
 
 

@@ -27,7 +27,7 @@ def write_buffer(path, state, obs, actions, reward, terminated, filled, n_action
     arrays = {
         "state": np.asarray(state, np.float32), "obs": np.asarray(obs, np.float32),
         "actions": np.asarray(actions, np.int64)[..., None],
-        "actions_onehot": np.eye(n_actions, dtype=np.float32)[np.asarray(actions)] * filled[..., None],
+        "actions_onehot": np.eye(n_actions, dtype=np.float32)[np.clip(actions, 0, n_actions - 1)] * filled[..., None],
         "avail_actions": np.ones(np.shape(actions) + (n_actions,), np.int32) * filled[..., None].astype(np.int32),
         "reward": np.asarray(reward, np.float32)[..., None],
         "terminated": np.asarray(terminated, np.uint8)[..., None], "filled": filled,

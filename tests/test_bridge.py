@@ -1,0 +1,214 @@
+"""Bridge: the rules of ../shared/docs/BRIDGE.md, the datasets, the script and its CLI."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+import inspo_bridge
+from conftest import alberdice_path, assert_one_line_error, run_script, write_buffer
+from envs import InputError
+from envs.alberdice import load_buffer
+from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, load_or_make, resolve_moves
+
+STAY, UP, DOWN, RIGHT, LEFT = range(5)
+
+
+def step_once(pos, actions, done=(False, False)):
+    return resolve_moves(np.array([pos]), np.array([done]), np.array([actions]))[0].tolist()
+
+
+# --- rules (§3-§5) ---------------------------------------------------------------------
+def test_collision_rules():
+    assert step_once([[1, 2], [1, 3]], [RIGHT, LEFT]) == [[1, 2], [1, 3]]  # head-on swap: both blocked
+    assert step_once([[1, 2], [1, 3]], [RIGHT, RIGHT]) == [[1, 3], [1, 4]]  # following a leaving agent
+    assert step_once([[1, 2], [1, 3]], [RIGHT, STAY]) == [[1, 2], [1, 3]]  # occupant stays: blocked
+    assert step_once([[0, 4], [2, 4]], [DOWN, UP]) == [[1, 4], [2, 4]]  # contested empty cell: agent 0 wins
+    assert step_once([[1, 2], [1, 3]], [UP, DOWN]) == [[1, 2], [1, 3]]  # walls
+    assert step_once([[0, 0], [1, 5]], [UP, RIGHT]) == [[0, 0], [1, 5]]  # grid edges
+    assert step_once([[1, 5], [2, 5]], [DOWN, STAY]) == [[2, 5], [2, 5]]  # own goal: always enters
+    assert step_once([[2, 5], [1, 5]], [STAY, DOWN], done=(True, False)) == [[2, 5], [2, 5]]  # done agents are ghosts
+
+
+def test_reward_termination_and_horizon():
+    env = BridgeCore(2, horizon=20)
+    state = env.reset()
+    assert state[0].tolist() == [1, 2, 2, 5, 1, 3, 0, 0]
+    _, reward, terminated = env.step(np.array([[RIGHT, RIGHT], [STAY, STAY]]))
+    expected = -0.1 * (np.hypot(1, 2) + np.hypot(1, 4)) / 2  # after (right,right): (1,3) and (1,4)
+    assert reward[0] == pytest.approx(expected, abs=1e-6) and not terminated.any()
+    for _ in range(18):
+        _, reward, terminated = env.step(np.zeros((2, 2), np.int64))
+    assert not terminated.any()
+    _, reward, terminated = env.step(np.zeros((2, 2), np.int64))  # step 20: time limit, reward zeroed
+    assert terminated.all() and (reward == 0).all()
+    with pytest.raises(InputError, match="0..4"):
+        env.step(np.array([[5, 0], [0, 0]]))
+    with pytest.raises(InputError, match="shape"):
+        env.step(np.zeros((3, 2), np.int64))
+
+
+def test_handcrafted_trajectories_have_the_six_returns_of_section_7():
+    data = collect("optimal", 120, np.random.default_rng(0))
+    returns = data["reward"][:, :, 0].sum(1)
+    table = {(RIGHT, UP): -1.235453, (RIGHT, DOWN): -1.259065, (RIGHT, RIGHT): -1.290404,
+             (LEFT, DOWN): -1.235453, (LEFT, UP): -1.259065, (LEFT, LEFT): -1.290404}
+    seen = set()
+    for e in range(len(returns)):
+        mode = data["actions"][e, 0, 0, 0]
+        yielder = 1 if mode == RIGHT else 0
+        key = (mode, data["actions"][e, 1, yielder, 0])
+        assert returns[e] == pytest.approx(table[key], abs=1e-5)
+        assert (data["filled"][e, :, 0].sum() - 1) == 8  # time-optimal: 8 steps
+        seen.add(key)
+    assert seen == set(table) and max(returns) == pytest.approx(OPTIMUM, abs=1e-6)
+
+
+def test_replay_every_released_transition():
+    """BRIDGE.md: an exact implementation reproduces all 32,885 released transitions."""
+    total = mismatches = 0
+    for name in ("buffer_optimal", "buffer_mix"):
+        arrays = load_buffer(alberdice_path("bridge_from_start", name), n_agents=2, n_actions=5)
+        length = arrays["filled"][..., 0].sum(1) - 1
+        env = BridgeCore(len(length), horizon=50)
+        state = env.reset()
+        assert np.array_equal(state, arrays["state"][:, 0])
+        for t in range(50):
+            live = t < length
+            actions = np.where(live[:, None], arrays["actions"][:, t, :, 0], 0)
+            state, reward, terminated = env.step(actions)
+            bad = ~np.isclose(state, arrays["state"][:, t + 1]).all(-1)
+            bad |= ~np.isclose(reward, arrays["reward"][:, t, 0], atol=1e-6)
+            bad |= terminated != arrays["terminated"][:, t, 0].astype(bool)
+            total += live.sum()
+            mismatches += (bad & live).sum()
+    assert total == 32885 and mismatches == 0
+
+
+def test_pettingzoo_api_and_determinism():
+    parallel_api_test(BridgeEnv(), num_cycles=60)
+    parallel_seed_test(BridgeEnv)
+    trajectories = []
+    for _ in range(2):  # our own test: whole episodes, not only the first step
+        env, rng, trace = BridgeEnv(), np.random.default_rng(5), []
+        obs, _ = env.reset(seed=5)
+        while env.agents:
+            actions = {a: int(rng.integers(5)) for a in env.agents}
+            obs, rewards, terms, truncs, _ = env.step(actions)
+            trace.append((env.state().tolist(), rewards, terms, truncs))
+        trajectories.append(trace)
+    assert trajectories[0] == trajectories[1] and len(trajectories[0]) == 20
+
+
+# --- datasets --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def test_generated_optimal_matches_the_released_statistics(cache):
+    arrays, card = load_or_make("optimal", 0, cache)
+    assert card["episodes"] == 500 and card["transitions"] == 4000
+    assert card["return_mean"] == pytest.approx(-1.262, abs=0.003)  # §9: −1.2620 ± 0.0227 over 500 episodes
+    first = arrays["actions"][:, 0, :, 0].tolist()
+    assert set(map(tuple, first)) == {(LEFT, LEFT), (RIGHT, RIGHT)}  # correlated modes, never (left,right)
+    assert 0.4 < np.mean([a == [RIGHT, RIGHT] for a in first]) < 0.6
+    again, card_again = load_or_make("optimal", 0, cache)  # from the cache
+    assert card_again == card and all(np.array_equal(arrays[k], again[k]) for k in arrays)
+    assert os.path.isfile(os.path.join(cache, "bridge_optimal_seed0", "card.json"))
+
+
+def test_generated_mixed_is_random_then_optimal(cache):
+    arrays, card = load_or_make("mixed", 0, cache)
+    optimal, _ = load_or_make("optimal", 0, cache)
+    returns = arrays["reward"][:, :, 0].sum(1)
+    assert card["episodes"] == 1000
+    assert returns[:500].mean() == pytest.approx(-17.667, abs=0.6)  # §8: std 3.894 over 500 episodes
+    assert returns[500:].mean() == pytest.approx(-1.262, abs=0.003)
+    actions = arrays["actions"][:500, :50, :, 0][arrays["filled"][:500, :50, 0] == 1]
+    assert np.allclose(np.bincount(actions.ravel(), minlength=5) / actions.size, 0.2, atol=0.01)
+    assert arrays["state"].shape == (1000, 51, 8)
+    assert all(np.array_equal(arrays[k][500:], optimal[k]) for k in arrays)  # the optimal half, as released
+
+
+def test_corrupt_cache_is_rebuilt(cache, capsys):
+    arrays, card = load_or_make("optimal", 0, cache)
+    with open(os.path.join(cache, "bridge_optimal_seed0", "reward.npy"), "r+b") as f:
+        f.truncate(100)
+    rebuilt, card2 = load_or_make("optimal", 0, cache)
+    assert "corrupt" in capsys.readouterr().out
+    assert card2["sha256"] == card["sha256"] and np.array_equal(rebuilt["reward"], arrays["reward"])
+
+
+# --- the script ------------------------------------------------------------------------
+def bridge_args(tmp_path, cache, **kwargs):
+    base = dict(dataset="optimal", cache_dir=cache, runs_dir=str(tmp_path), progress=False, num_updates=300,
+                bc_updates=300, eval_interval=100, eval_episodes=32, final_eval_episodes=64)
+    return inspo_bridge.Args(**{**base, **kwargs})
+
+
+def test_short_training_beats_uniform_random(tmp_path, cache):
+    summary = inspo_bridge.main(bridge_args(tmp_path, cache))
+    assert summary["final_return_stochastic"] > -3.0  # uniform random scores −7.10 at horizon 20 (§5)
+    assert summary["final_return_greedy"] > -2.0
+    assert {"final_return", "best_return", "bc_return", "wall_time_s", "num_updates", "args"} <= set(summary)
+
+
+def test_resume_continues_exactly(tmp_path, cache):
+    straight = inspo_bridge.main(bridge_args(tmp_path / "a", cache, num_updates=40, checkpoint_interval=20,
+                                             eval_interval=20, bc_updates=20))
+    first = inspo_bridge.main(bridge_args(tmp_path / "b", cache, num_updates=20, checkpoint_interval=20,
+                                          eval_interval=20, bc_updates=20))
+    run_dir = os.path.join(str(tmp_path / "b"), os.listdir(tmp_path / "b")[0])
+    resumed = inspo_bridge.main(bridge_args(tmp_path / "b", cache, num_updates=40, checkpoint_interval=20, eval_interval=20,
+                                            bc_updates=20, resume=os.path.join(run_dir, "checkpoint.pt")))
+    a = torch.load(os.path.join(tmp_path / "a", os.listdir(tmp_path / "a")[0], "checkpoint.pt"), weights_only=False)
+    b = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)
+    for pa, pb in zip(a["policies"], b["policies"]):
+        assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert [h[1] for h in resumed["history"]] == [h[1] for h in straight["history"]]
+    assert resumed["final_return_stochastic"] == straight["final_return_stochastic"] and first["num_updates"] == 20
+
+
+# --- bad input -------------------------------------------------------------------------
+def bridge_buffer(path, **changes):
+    """A 3-episode buffer in the released layout, with one array replaced."""
+    n, slots = 3, 9
+    arrays = dict(state=np.zeros((n, slots, 8)), obs=np.zeros((n, slots, 2, 8)), actions=np.zeros((n, slots, 2), np.int64),
+                  reward=np.full((n, slots), -0.1), terminated=np.zeros((n, slots)), filled=np.ones((n, slots)))
+    arrays.update(changes)
+    return write_buffer(str(path), arrays["state"], arrays["obs"], arrays["actions"], arrays["reward"],
+                        arrays["terminated"], arrays["filled"], n_actions=5)
+
+
+@pytest.mark.parametrize("change,fragments", [
+    ({"reward": np.where(np.arange(9) == 3, np.nan, -0.1) * np.ones((3, 9))}, ["reward.npy", "NaN"]),
+    ({"actions": np.full((3, 9, 2), 7)}, ["actions.npy", "accepted 0..4"]),
+    ({"state": np.zeros((3, 9, 5))}, ["8 features"]),
+])
+def test_cli_bad_dataset_files(tmp_path, change, fragments):
+    path = bridge_buffer(tmp_path / "buf", **change)
+    result = run_script("inspo_bridge.py", "--dataset-dir", path, "--runs-dir", str(tmp_path / "runs"))
+    assert_one_line_error(result, *fragments)
+
+
+def test_cli_missing_file_unknown_dataset_and_wrong_dtype(tmp_path):
+    path = bridge_buffer(tmp_path / "buf")
+    os.remove(os.path.join(path, "terminated.npy"))
+    assert_one_line_error(run_script("inspo_bridge.py", "--dataset-dir", path), "has no terminated.npy")
+    assert_one_line_error(run_script("inspo_bridge.py", "--dataset", "expert"), "'expert'", "optimal, mixed")
+    path = bridge_buffer(tmp_path / "buf2")
+    np.save(os.path.join(path, "actions.npy"), np.zeros((3, 9, 2, 1), np.float32))
+    assert_one_line_error(run_script("inspo_bridge.py", "--dataset-dir", path), "actions.npy", "dtype float32")
+
+
+def test_cli_resume_from_a_different_configuration(tmp_path, cache):
+    inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5))
+    checkpoint = os.path.join(str(tmp_path), os.listdir(tmp_path)[0], "checkpoint.pt")
+    before = os.path.getmtime(checkpoint)
+    result = run_script("inspo_bridge.py", "--dataset", "optimal", "--cache-dir", cache, "--bc-updates", "5", "--alpha", "0.5",
+                        "--resume", checkpoint, "--runs-dir", str(tmp_path))
+    assert_one_line_error(result, "--alpha 0.1", "0.5")
+    assert os.path.getmtime(checkpoint) == before  # nothing already written is lost
