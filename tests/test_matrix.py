@@ -176,7 +176,7 @@ def qre_residual(summary, alpha, beta):
     return worst
 
 
-@pytest.mark.parametrize("exact,tolerance", [(True, 1e-6), (False, 0.05)])
+@pytest.mark.parametrize("exact,tolerance", [(True, 1e-6), (False, 0.02)])
 def test_fixed_alpha_beta_converge_to_the_closed_form_qre(tmp_path, exact, tolerance):
     """With α and β held fixed, the joint policy is the fixed point of Eq. 12 (a QRE of the
     regularised game). M-NE balanced: full-support product data, so the in-sample Q^i is the
@@ -185,7 +185,7 @@ def test_fixed_alpha_beta_converge_to_the_closed_form_qre(tmp_path, exact, toler
     summary = run(tmp_path, game="mne", dataset="balanced", exact=exact, alpha=alpha, beta_0=beta, beta_decay=1.0,
                   num_updates=300 if exact else 500)
     assert qre_residual(summary, alpha, beta) < tolerance
-    assert qre_residual(summary, alpha, 2 * beta) > 5 * tolerance  # the check can fail
+    assert qre_residual(summary, alpha, 4 * beta) > 5 * tolerance  # the check can fail: another β is far off
 
 
 def test_autotuned_alpha_tracks_the_kl_target(tmp_path):
