@@ -24,7 +24,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 PAPER = {"optimal": ("−1.26 ± 0.00", "−2.21 ± 0.90"), "mixed": ("−1.27 ± 0.01", "−5.88 ± 0.49")}
-RELEASED = {"optimal": "buffer_optimal", "mixed": "buffer_mix"}
 
 
 @dataclass
@@ -39,6 +38,9 @@ class Options:
     """runs in parallel (each uses one thread)"""
     out_dir: str = os.path.join(ROOT, "benchmarks", "results")
     """where bridge.md and bridge_curves.png go"""
+
+
+from envs.bridge import RELEASED_NAMES  # noqa: E402  (after the sys.path line)
 
 
 def run_one(job):
@@ -62,7 +64,7 @@ def main(options: Options) -> None:
         for dataset in ("optimal", "mixed"):
             overrides = {}
             if source == "released":
-                overrides["dataset_dir"] = os.path.join(options.alberdice_dir, "bridge_from_start", RELEASED[dataset])
+                overrides["dataset_dir"] = os.path.join(options.alberdice_dir, "bridge_from_start", RELEASED_NAMES[dataset])
             jobs += [(source, dataset, seed, overrides, runs_dir) for seed in options.seeds]
     if "generated" in options.sources:  # build the caches once, before the workers race for them
         from envs.bridge import load_or_make

@@ -27,7 +27,9 @@ SEEDS = (0, 1, 2, 3, 4)
 # The paper's numbers: InSPO (Tables 1-2, Figure 5) and BC (Tables 1-2, stochastic by construction).
 PAPER = {("xor", "a"): (1.00, 0.00), ("xor", "b"): (1.00, 0.23), ("xor", "c"): (1.00, 0.00),
          ("mne", "balanced"): (20.00, -9.79), ("mne", "imbalanced"): (20.00, -3.47)}
-ALBERDICE_FILES = {"a": "buffer_02_20", "b": "buffer_00_02_20", "c": "buffer_random"}
+
+
+from envs.matrix import ALBERDICE_NAMES  # noqa: E402  (after the sys.path line)
 
 
 @dataclass
@@ -48,7 +50,7 @@ def configurations(alberdice_dir: str) -> list[tuple[str, dict]]:
             rows.append((f"{mode} | generated | {game} {dataset}", dict(game=game, dataset=dataset, exact=exact)))
         xor_dir = os.path.join(alberdice_dir, "mmdp_game_1_from_start")
         if os.path.isdir(xor_dir):
-            for dataset, name in ALBERDICE_FILES.items():
+            for dataset, name in ALBERDICE_NAMES.items():
                 rows.append((f"{mode} | AlberDICE {name} | xor {dataset}",
                              dict(game="xor", dataset=dataset, dataset_dir=os.path.join(xor_dir, name), exact=exact)))
         rows.append((f"{mode} | ablation β_0 = 0 | mne imbalanced", dict(game="mne", dataset="imbalanced", beta_0=0.0, exact=exact)))

@@ -32,7 +32,7 @@ GOAL = np.array([[2, 5], [0, 0]])
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, 1], [0, -1]])  # §2: stay, up, down, right, left
 N_AGENTS, N_ACTIONS, STATE_DIM = 2, 5, 8
 TRAIN_HORIZON, DATA_HORIZON = 20, 50  # §5: evaluated with 20, collected with 50
-OPTIMUM, BEHAVIOUR_RETURN = -1.235453, -1.2616  # §7
+OPTIMUM = -1.235453  # §7: the true optimum (the behaviour policy of the optimal data scores −1.2616)
 FREE = np.ones((ROWS, COLS), dtype=bool)
 for _r, _c in WALLS:
     FREE[_r, _c] = False
