@@ -1,0 +1,743 @@
+"""A StarCraft-II-free simulator that speaks SMAC exactly, for 2s3z, 3s_vs_5z, 5m_vs_6m, 6h_vs_8z.
+
+The specification is ../shared/docs/SMAC.md (section numbers below refer to it); what the
+simulator approximates, and how it was checked, is in docs/smac_simulator.md.
+
+Three layers, each usable on its own:
+  * `SMACBatch`: B battles stepped together, numpy arrays shaped [B, units], auto-reset.
+    One step is SMAC's 8 game loops; each loop is a handful of array operations over all
+    battles and units at once (no Python loop over battles or units).
+  * `StarCraft2Env`: one battle with SMAC's `StarCraft2Env` interface, method for method
+    (`reset`, `step`, `get_obs`, `get_state`, `get_avail_actions`, `get_env_info`, ...).
+  * `SMACParallelEnv`: a PettingZoo ParallelEnv over either back end.
+`make_env(map_name, backend="sim" | "sc2")` picks the built-in simulator (default) or the real
+SMAC (`smac.env.StarCraft2Env` with StarCraft II, imported only when asked for).
+
+Choices where SMAC cannot be known without StarCraft II ([design] in SMAC.md):
+  * unit data in game loops (§7; 16 loops per game second, 8 per SMAC step), SC2's damage rule
+    (shields first, armour per hit on HP, +5 vs armoured for stalkers, zealots hit twice);
+    hits landing on one unit in the same loop are resolved together (exact when they have equal
+    damage); no projectile travel time, no damage-point delay;
+  * weapon cooldown after each shot: the unit's period plus a jitter of U{-1,0,1,2} loops (pysc2);
+  * enemies: attack-move to the allies' spawn with SMAClite-style acquisition (§8);
+  * spawns: a deterministic square grid around the map's point (SMAClite), spacing 2·r_max + 0.05;
+  * collisions: one pairwise push-apart per loop (SMAX), then centres kept in pathable cells;
+  * randomness: a counter-based hash of (battle seed, episode, loop, unit), so battle b's
+    trajectory depends on its own seed only, never on how many battles run beside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from envs import InputError
+
+LOOPS_PER_STEP = 8  # SMAC's step_mul
+MOVE_AMOUNT = 2.0  # a move order goes 2 units along one axis
+SHOOT_RANGE = 6.0  # SMAC's attack availability (centre distance), every unit type
+SIGHT_RANGE = 9.0  # SMAC's observation range and normaliser
+MAP_SIZE = 32
+REWARD_DEATH, REWARD_WIN, REWARD_SCALE_RATE = 10.0, 200.0, 20.0
+SHIELD_REGEN_DELAY, SHIELD_REGEN = 160, 2.0 / 16  # 10 game seconds without damage, then 2 per game second
+N_NO_ATTACK = 6  # no-op, stop, north, south, east, west
+
+
+@dataclass(frozen=True)
+class UnitType:
+    """SC2 unit data in game-loop units (§7). `range` is edge to edge; `max_cooldown` is SMAC's state normaliser."""
+
+    hp: float
+    shield: float
+    armour: float
+    damage: float
+    hits: int
+    bonus_vs_armoured: float
+    cooldown: float
+    range: float
+    speed: float
+    radius: float
+    armoured: bool
+    hp_regen: float
+    max_cooldown: float
+
+
+UNITS = {
+    "marine": UnitType(45, 0, 0, 6, 1, 0, 13.77, 5.0, 2.25 / 16, 0.375, False, 0.0, 15),
+    "stalker": UnitType(80, 80, 1, 13, 1, 5, 29.92, 6.0, 2.953 / 16, 0.625, True, 0.0, 35),
+    "zealot": UnitType(100, 50, 1, 8, 2, 0, 19.20, 0.1, 2.25 / 16, 0.5, False, 0.0, 22),
+    "hydralisk": UnitType(80, 0, 0, 12, 1, 0, 13.20, 5.0, 2.25 / 16, 0.625, False, 0.2734 / 16, 10),  # Hydralisk_RL
+}
+
+
+def _band_grid(y_low: int, y_high: int) -> np.ndarray:
+    grid = np.zeros((MAP_SIZE, MAP_SIZE), dtype=bool)  # [x, y]
+    grid[:, y_low:y_high] = True
+    return grid
+
+
+def _octagon_grid() -> np.ndarray:
+    """6h_vs_8z's plateau (§2.2): the reachable interior of the cliff ring."""
+    grid = np.zeros((MAP_SIZE, MAP_SIZE), dtype=bool)
+    grid[10:20, [8, 9, 18, 19]] = True
+    grid[8:22, 10:18] = True
+    return grid
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """One SMAC map (§2): armies in SMAC's id order, spawn points, the enemies' attack-move point."""
+
+    allies: tuple[str, ...]
+    enemies: tuple[str, ...]
+    episode_limit: int
+    ally_race: str
+    enemy_race: str
+    ally_spawn: tuple[float, float]
+    enemy_spawn: tuple[float, float]
+    pathing: str  # "band" (y in [8, 24)), "open" (all 32 x 32) or "octagon"
+    unit_type_bits: int = 0
+
+
+MAPS = {
+    "2s3z": MapSpec(("stalker",) * 2 + ("zealot",) * 3, ("stalker",) * 2 + ("zealot",) * 3, 120, "P", "P",
+                    (9, 16), (23, 16), "band", 2),
+    "3s_vs_5z": MapSpec(("stalker",) * 3, ("zealot",) * 5, 250, "P", "P", (9, 16), (23, 16), "open"),
+    "5m_vs_6m": MapSpec(("marine",) * 5, ("marine",) * 6, 70, "T", "T", (9, 16), (23, 16), "band"),
+    "6h_vs_8z": MapSpec(("hydralisk",) * 6, ("zealot",) * 8, 150, "Z", "P", (14.5998, 9.49), (14.41, 16.7597), "octagon"),
+}
+PATHING = {"band": _band_grid(8, 24), "open": np.ones((MAP_SIZE, MAP_SIZE), dtype=bool), "octagon": _octagon_grid()}
+# §4: the 2s3z one-hot quirk. Allies count from the first declared _RL type (stalker 0, zealot 1);
+# enemies count from SC2's id 73 (zealot 0, stalker 1).
+ALLY_TYPE_BIT = {"stalker": 0, "zealot": 1}
+ENEMY_TYPE_BIT = {"zealot": 0, "stalker": 1}
+
+
+def check_map(map_name: str) -> MapSpec:
+    if map_name not in MAPS:
+        raise InputError(f"unknown SMAC map {map_name!r}; known maps: {', '.join(MAPS)}")
+    return MAPS[map_name]
+
+
+def spawn_points(centre: tuple[float, float], kinds: tuple[str, ...]) -> np.ndarray:
+    """A compact square grid around the spawn point (SC2's placement search is engine-defined; §2.2)."""
+    n = len(kinds)
+    width = math.ceil(math.sqrt(n))
+    spacing = 2 * max(UNITS[k].radius for k in kinds) + 0.05
+    rows = math.ceil(n / width)
+    i = np.arange(n)
+    x = centre[0] + (i % width - (width - 1) / 2) * spacing
+    y = centre[1] + (i // width - (rows - 1) / 2) * spacing
+    return np.stack([x, y], -1)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A counter-based random number: uint64 in, well-mixed uint64 out (overflow wraps by design)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class SMACBatch:
+    """B battles of one map stepped together: SMAC's obs, state, masks, reward and termination.
+
+    reset() -> (obs [B,nA,obs_dim], state [B,state_dim], avail [B,nA,n_actions]);
+    step(actions [B,nA]) -> (obs, state, avail, reward [B], terminated [B], info). With
+    auto_reset, finished battles start again and `info` holds their terminal observations
+    (`final_obs`, `final_state`, `final_avail`), `battle_won` and `timeout` ([B] bools).
+    Battle b of a batch seeded s draws its randomness from the seed s + b only.
+    """
+
+    def __init__(self, map_name: str, n_battles: int, seed: int = 0, auto_reset: bool = True):
+        self.spec = spec = check_map(map_name)
+        if not isinstance(n_battles, (int, np.integer)) or n_battles <= 0:
+            raise InputError(f"n_battles={n_battles!r} is not accepted; accepted: an integer >= 1")
+        self.map_name, self.n_battles, self.auto_reset = map_name, int(n_battles), auto_reset
+        self.n_agents, self.n_enemies = len(spec.allies), len(spec.enemies)
+        self.n_actions = N_NO_ATTACK + self.n_enemies
+        self.episode_limit = spec.episode_limit
+        kinds = spec.allies + spec.enemies
+        self.n_units = U = len(kinds)
+        self.is_ally = np.arange(U) < self.n_agents
+        unit = [UNITS[k] for k in kinds]
+        for field in UnitType.__dataclass_fields__:  # per-unit constants, e.g. self.u_radius [U]
+            setattr(self, "u_" + field, np.array([getattr(u, field) for u in unit], dtype=np.float64))
+        self.u_hits = self.u_hits.astype(np.int64)
+        self.u_armoured = self.u_armoured.astype(bool)
+        # enemies attack-move; the acquisition radius is max(5, range + own radius), plus the target's radius (§8)
+        self.acquire_range = np.maximum(5.0, self.u_range + self.u_radius)
+        self.spawn = np.concatenate([spawn_points(spec.ally_spawn, spec.allies), spawn_points(spec.enemy_spawn, spec.enemies)])
+        self.attack_point = np.array(spec.ally_spawn, dtype=np.float64)
+        self.pathing_grid = PATHING[spec.pathing]
+        self.max_reward = self.n_enemies * REWARD_DEATH + REWARD_WIN + float(sum(UNITS[k].hp + UNITS[k].shield for k in spec.enemies))
+        # observation and state layout (§4, §5)
+        self.unit_type_bits = utb = spec.unit_type_bits
+        self.shield_ally, self.shield_enemy = int(spec.ally_race == "P"), int(spec.enemy_race == "P")
+        self.type_bit = np.array([ALLY_TYPE_BIT[k] for k in spec.allies] + [ENEMY_TYPE_BIT[k] for k in spec.enemies]) if utb else None
+        self.nf_en = 4 + 1 + self.shield_enemy + utb
+        self.nf_al = 4 + 1 + self.shield_ally + utb
+        self.own_dim = 1 + self.shield_ally + utb
+        self.obs_dim = 4 + self.n_enemies * self.nf_en + (self.n_agents - 1) * self.nf_al + self.own_dim
+        self.ally_state_dim = 4 + self.shield_ally + utb
+        self.enemy_state_dim = 3 + self.shield_enemy + utb
+        self.state_dim = self.n_agents * self.ally_state_dim + self.n_enemies * self.enemy_state_dim + self.n_agents * self.n_actions
+        self.off_diagonal = ~np.eye(U, dtype=bool)
+        self.battle_offset = (np.arange(self.n_battles) * U)[:, None]
+        self.others = np.array([[j for j in range(self.n_agents) if j != i] for i in range(self.n_agents)], dtype=np.int64)
+        self.seeds = np.uint64(seed) + np.arange(self.n_battles, dtype=np.uint64)
+        self._allocate()  # call reset() before the first step
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def pos(self) -> np.ndarray:
+        """Unit centres [B, U, 2] (allies first, then enemies, in SMAC's id order)."""
+        return np.stack([self.x, self.y], -1)
+
+    def reset(self):
+        """Start every battle anew (the next episode of each battle's own random stream)."""
+        self._reset_battles(np.ones(self.n_battles, dtype=bool))
+        return self.get_obs(), self.get_state(), self.get_avail_actions()
+
+    def _allocate(self) -> None:
+        B, U = self.n_battles, self.n_units
+        self.x, self.y = np.zeros((B, U)), np.zeros((B, U))
+        self.hp, self.shield = np.zeros((B, U)), np.zeros((B, U))
+        self.cooldown, self.since_damage = np.zeros((B, U)), np.zeros((B, U))
+        self.alive = np.zeros((B, U), dtype=bool)
+        self.target = np.full((B, U), -1, dtype=np.int64)  # unit index being attacked, -1 none
+        self.move_x, self.move_y = np.zeros((B, U)), np.zeros((B, U))
+        self.moving = np.zeros((B, U), dtype=bool)
+        self.last_action = np.zeros((B, self.n_agents), dtype=np.int64)
+        self.has_last_action = np.zeros(B, dtype=bool)
+        self.steps = np.zeros(B, dtype=np.int64)
+        self.loop = np.zeros(B, dtype=np.uint64)
+        self.key = np.zeros(B, dtype=np.uint64)
+        self.counted_dead = np.zeros((B, self.n_enemies), dtype=bool)
+        self.episode = np.zeros(B, dtype=np.uint64)  # episodes started so far, per battle
+
+    def _reset_battles(self, which: np.ndarray) -> None:
+        self.x[which], self.y[which] = self.spawn[:, 0], self.spawn[:, 1]
+        self.hp[which], self.shield[which] = self.u_hp, self.u_shield
+        self.cooldown[which], self.since_damage[which] = 0.0, 0.0
+        self.alive[which] = True
+        self.target[which] = -1
+        self.moving[which] = False
+        self.last_action[which] = 0
+        self.has_last_action[which] = False
+        self.steps[which] = 0
+        self.loop[which] = 0
+        self.counted_dead[which] = False
+        self.key[which] = _splitmix64(_splitmix64(self.seeds[which]) ^ self.episode[which])
+        self.episode[which] += np.uint64(1)
+
+    # -- actions ------------------------------------------------------------------------
+    def get_avail_actions(self) -> np.ndarray:
+        """§3: no-op only for the dead; stop; a move if its probe cell is pathable; attack k within 6."""
+        B, nA = self.n_battles, self.n_agents
+        avail = np.zeros((B, nA, self.n_actions), dtype=np.int32)
+        alive = self.alive[:, :nA]
+        x, y = self.x[:, :nA], self.y[:, :nA]
+        avail[:, :, 0] = ~alive
+        avail[:, :, 1] = alive
+        for d, (dx, dy) in enumerate(((0, 1), (0, -1), (1, 0), (-1, 0))):  # north, south, east, west
+            cx = (x + dx).astype(np.int64)  # int() truncates toward 0, like SMAC's
+            cy = (y + dy).astype(np.int64)
+            inside = (cx >= 0) & (cx < MAP_SIZE) & (cy >= 0) & (cy < MAP_SIZE)
+            avail[:, :, 2 + d] = alive & inside & self.pathing_grid[cx.clip(0, MAP_SIZE - 1), cy.clip(0, MAP_SIZE - 1)]
+        dist = np.hypot(self.x[:, None, nA:] - x[:, :, None], self.y[:, None, nA:] - y[:, :, None])  # [B, nA, nE]
+        avail[:, :, N_NO_ATTACK:] = alive[:, :, None] & self.alive[:, None, nA:] & (dist <= SHOOT_RANGE)
+        return avail
+
+    def check_actions(self, actions) -> np.ndarray:
+        """Shape, range and availability of the agents' actions, each failure one clear line."""
+        try:
+            actions = np.asarray(actions)
+        except Exception as error:
+            raise InputError(f"actions could not be read as an array ({error})") from None
+        shape = (self.n_battles, self.n_agents)
+        if actions.shape != shape or not np.issubdtype(actions.dtype, np.integer):
+            raise InputError(f"actions of shape {actions.shape} and dtype {actions.dtype} are not accepted; "
+                             f"accepted: integers of shape {shape}")
+        bad = (actions < 0) | (actions >= self.n_actions)
+        if bad.any():
+            b, i = np.argwhere(bad)[0]
+            raise InputError(f"action {int(actions[b, i])} of agent {i} (battle {b}) is out of range; accepted: 0..{self.n_actions - 1}")
+        avail = self.get_avail_actions()
+        ok = np.take_along_axis(avail, actions[..., None], -1)[..., 0] == 1
+        if not ok.all():
+            b, i = np.argwhere(~ok)[0]
+            raise InputError(f"action {int(actions[b, i])} of agent {i} (battle {b}) is unavailable; "
+                             f"available: {np.flatnonzero(avail[b, i]).tolist()}")
+        return actions.astype(np.int64)
+
+    def _issue_orders(self, actions: np.ndarray) -> None:
+        """Each living agent's command replaces its order: stop, move to pos ± 2, or attack enemy k."""
+        nA = self.n_agents
+        self.moving[:, :nA] = (actions >= 2) & (actions <= 5)
+        self.move_x[:, :nA] = self.x[:, :nA] + MOVE_AMOUNT * ((actions == 4).astype(float) - (actions == 5))
+        self.move_y[:, :nA] = self.y[:, :nA] + MOVE_AMOUNT * ((actions == 2).astype(float) - (actions == 3))
+        attack = actions >= N_NO_ATTACK
+        self.target[:, :nA] = np.where(attack, actions - N_NO_ATTACK + nA, -1)
+
+    # -- one game loop ------------------------------------------------------------------
+    def _target_geometry(self, target: np.ndarray):
+        """Offset, centre and edge distance from every unit to its target [B, U] (index clipped at 0)."""
+        safe = target.clip(0)
+        dx = np.take_along_axis(self.x, safe, 1) - self.x
+        dy = np.take_along_axis(self.y, safe, 1) - self.y
+        dist = np.hypot(dx, dy)
+        return safe, dx, dy, dist, dist - self.u_radius - self.u_radius[safe]
+
+    def _game_loop(self) -> None:
+        """One of SC2's 16-per-second game loops for every unit of every battle."""
+        nA, U = self.n_agents, self.n_units
+        alive, x, y, r = self.alive, self.x, self.y, self.u_radius
+        units = np.arange(U)
+
+        # enemy targeting (§8): keep a target that attacks us or is in weapon range; otherwise take
+        # the nearest ally within the acquisition radius, or any ally attacking us
+        target = self.target
+        attacking_me = (target[:, None, :nA] == units[nA:, None]) & alive[:, None, :nA]  # [B, nE, nA]
+        safe, _, _, _, edge = self._target_geometry(target)
+        t_enemy = safe[:, nA:].clip(max=nA - 1)  # enemies only ever target allies
+        keep = (target[:, nA:] >= 0) & np.take_along_axis(alive, t_enemy, 1) & (
+            np.take_along_axis(attacking_me, t_enemy[..., None], 2)[..., 0] | (edge[:, nA:] <= self.u_range[nA:]))
+        d = np.hypot(x[:, None, :nA] - x[:, nA:, None], y[:, None, :nA] - y[:, nA:, None])  # [B, nE, nA]
+        candidate = alive[:, None, :nA] & (attacking_me | (d < self.acquire_range[nA:, None] + r[:nA]))
+        d = np.where(candidate, d, np.inf)
+        acquired = np.where(candidate.any(-1), d.argmin(-1), -1)
+        target[:, nA:] = np.where(alive[:, nA:], np.where(keep, target[:, nA:], acquired), -1)
+
+        # fire or chase: a unit with a living target fires when in weapon range and ready
+        safe, to_x, to_y, t_dist, t_edge = self._target_geometry(target)
+        has_target = (target >= 0) & alive & np.take_along_axis(alive, safe, 1)
+        in_range = has_target & (t_edge <= self.u_range)
+        fire = in_range & (self.cooldown < 1.0)
+
+        # damage (§7): shields first, then HP less armour per hit; the hits on one unit in one loop together
+        hits = np.where(fire, self.u_hits, 0).astype(np.float64)
+        per_hit = self.u_damage + self.u_bonus_vs_armoured * self.u_armoured[safe]
+        victim = (self.battle_offset + safe)[fire]  # flat index of each shot's target
+        total = np.bincount(victim, (per_hit * hits)[fire], self.n_battles * U).reshape(-1, U)
+        n_hits = np.bincount(victim, hits[fire], self.n_battles * U).reshape(-1, U)
+        absorbed = np.minimum(self.shield, total)
+        overflow = total - absorbed
+        hp_hits = np.minimum(n_hits, np.ceil(overflow * n_hits / np.maximum(total, 1e-9) - 1e-9))
+        self.shield -= absorbed
+        self.hp -= np.where(overflow > 0, np.maximum(overflow - self.u_armour * hp_hits, 0.5 * hp_hits), 0.0)
+        self.since_damage = np.where(total > 0, 0.0, self.since_damage + 1)
+        jitter = (_splitmix64(self.key[:, None] ^ (self.loop[:, None] * np.uint64(U) + units.astype(np.uint64)))
+                  >> np.uint64(62)).astype(np.float64) - 1.0  # U{-1, 0, 1, 2} game loops (pysc2)
+        self.cooldown = np.maximum(np.where(fire, self.cooldown + self.u_cooldown + jitter, self.cooldown) - 1.0, 0.0)
+
+        # movement: chase a target out of range, walk to a move point, enemies without a target attack-move
+        chase = has_target & ~in_range
+        enemy_idle = alive & ~has_target & ~self.is_ally
+        walk_x = np.where(chase, to_x, np.where(enemy_idle, self.attack_point[0] - x, self.move_x - x))
+        walk_y = np.where(chase, to_y, np.where(enemy_idle, self.attack_point[1] - y, self.move_y - y))
+        length = np.hypot(walk_x, walk_y)
+        walking = alive & (chase | (self.moving & ~has_target) | enemy_idle)
+        room = np.where(chase, t_edge - self.u_range + 1e-6, length)
+        step = np.where(walking, np.minimum(self.u_speed, np.maximum(room, 0.0)), 0.0)
+        self.moving &= ~(walking & ~chase & (step >= length))  # a move order reached is finished
+        scale = step / np.maximum(length, 1e-9)
+
+        # collisions: push overlapping living units apart by half the overlap each
+        dx = x[:, None, :] - x[:, :, None]  # [B, u, v]: from u to v
+        dy = y[:, None, :] - y[:, :, None]
+        dist = np.hypot(dx, dy)
+        overlap = np.maximum(r[:, None] + r - dist, 0.0) * (alive[:, :, None] & alive[:, None, :] & self.off_diagonal)
+        push = overlap / (2 * np.maximum(dist, 1e-9))
+        new_x = x + walk_x * scale - np.einsum("buv,buv->bu", dx, push)  # (einsum: a fast row sum)
+        new_y = y + walk_y * scale - np.einsum("buv,buv->bu", dy, push)
+        self.x, self.y = self._keep_on_ground(x, y, new_x, new_y)
+
+        # regeneration, deaths
+        regen = (self.since_damage >= SHIELD_REGEN_DELAY) & alive
+        self.shield = np.where(regen, np.minimum(self.shield + SHIELD_REGEN, self.u_shield), self.shield)
+        self.hp = np.where(alive & (self.hp > 0), np.minimum(self.hp + self.u_hp_regen, self.u_hp), self.hp)
+        died = alive & (self.hp <= 0)
+        if died.any():
+            self.alive &= ~died
+            self.hp[died], self.shield[died] = 0.0, 0.0
+            lost = ~np.take_along_axis(self.alive, self.target.clip(0), 1)
+            self.target[lost] = -1  # an attack order on a dead unit ends: the unit goes idle
+        self.loop += np.uint64(1)
+
+    def _pathable(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        cx, cy = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+        inside = (cx >= 0) & (cx < MAP_SIZE) & (cy >= 0) & (cy < MAP_SIZE)
+        return inside & self.pathing_grid[cx.clip(0, MAP_SIZE - 1), cy.clip(0, MAP_SIZE - 1)]
+
+    def _keep_on_ground(self, x, y, new_x, new_y):
+        """Centres stay on pathable cells: a blocked move keeps the axis that is free, or stays."""
+        ok = self._pathable(new_x, new_y)
+        if ok.all():
+            return new_x, new_y
+        x_ok, y_ok = self._pathable(new_x, y), self._pathable(x, new_y)
+        return (np.where(ok | x_ok, new_x, x), np.where(ok | (~x_ok & y_ok), new_y, y))
+
+    # -- one SMAC step ------------------------------------------------------------------
+    def step(self, actions):
+        """§6: record the last action, issue orders, run 8 game loops, then reward and end codes."""
+        actions = self.check_actions(actions)
+        nA = self.n_agents
+        self.last_action[:] = actions
+        self.has_last_action[:] = True
+        self._issue_orders(actions)
+        prev = (self.hp + self.shield)[:, nA:]
+        for _ in range(LOOPS_PER_STEP):
+            self._game_loop()
+        self.steps += 1
+
+        # reward: damage to the enemies (regenerated shields count negative) plus 10 per new death,
+        # made positive by SMAC's abs() (reward_only_positive), +200 on a win, scaled to 20
+        enemy_dead = ~self.alive[:, nA:]
+        new_dead = enemy_dead & ~self.counted_dead
+        delta = np.where(new_dead, prev + REWARD_DEATH, np.where(self.counted_dead, 0.0, prev - (self.hp + self.shield)[:, nA:]))
+        self.counted_dead |= enemy_dead
+        reward = np.abs(delta.sum(-1))
+        allies_left, enemies_left = self.alive[:, :nA].any(-1), self.alive[:, nA:].any(-1)
+        won = allies_left & ~enemies_left
+        ended = ~(allies_left & enemies_left)  # a win, a defeat, or both sides dead (a draw)
+        timeout = ~ended & (self.steps >= self.episode_limit)
+        terminated = ended | timeout
+        reward = (reward + REWARD_WIN * won) / (self.max_reward / REWARD_SCALE_RATE)
+
+        info = {"battle_won": won, "timeout": timeout, "dead_allies": (~self.alive[:, :nA]).sum(-1),
+                "dead_enemies": enemy_dead.sum(-1), "episode_length": self.steps.copy()}
+        if self.auto_reset and terminated.any():
+            info["final_obs"], info["final_state"], info["final_avail"] = self.get_obs(), self.get_state(), self.get_avail_actions()
+            self._reset_battles(terminated)
+        return self.get_obs(), self.get_state(), self.get_avail_actions(), reward.astype(np.float32), terminated, info
+
+    # -- observation and state ----------------------------------------------------------
+    def get_obs(self) -> np.ndarray:
+        """§4: move availability ‖ enemy rows ‖ other-ally rows ‖ own features; zeros for the dead."""
+        B, nA, nE = self.n_battles, self.n_agents, self.n_enemies
+        utb = self.unit_type_bits
+        health = self.hp / self.u_hp
+        shield = self.shield / np.maximum(self.u_shield, 1.0)
+        onehot = np.eye(utb)[self.type_bit] if utb else None  # [U, utb]
+        avail = self.get_avail_actions()
+
+        def rows(seen_units: np.ndarray, first, shield_bit: int, nf: int) -> np.ndarray:
+            """Rows about the units seen_units[i] from agent i, filled when alive and within sight 9."""
+            rel_x = self.x[:, seen_units] - self.x[:, :nA, None]  # [B, nA, K]
+            rel_y = self.y[:, seen_units] - self.y[:, :nA, None]
+            dist = np.hypot(rel_x, rel_y)
+            block = np.zeros(dist.shape + (nf,), dtype=np.float32)
+            block[..., 0] = first
+            block[..., 1] = dist / SIGHT_RANGE
+            block[..., 2] = rel_x / SIGHT_RANGE
+            block[..., 3] = rel_y / SIGHT_RANGE
+            block[..., 4] = health[:, seen_units]
+            if shield_bit:
+                block[..., 5] = shield[:, seen_units]
+            if utb:
+                block[..., 5 + shield_bit:] = onehot[seen_units]
+            seen = (dist < SIGHT_RANGE) & self.alive[:, seen_units]
+            return (block * seen[..., None]).reshape(B, nA, -1)
+
+        enemies = np.broadcast_to(np.arange(nA, nA + nE), (nA, nE))
+        own = [health[:, :nA, None]]
+        if self.shield_ally:
+            own.append(shield[:, :nA, None])
+        if utb:
+            own.append(np.broadcast_to(onehot[:nA], (B, nA, utb)))
+        obs = np.concatenate([avail[:, :, 2:6], rows(enemies, avail[:, :, N_NO_ATTACK:], self.shield_enemy, self.nf_en),
+                              rows(self.others, 1.0, self.shield_ally, self.nf_al), *own], -1)
+        return (obs * self.alive[:, :nA, None]).astype(np.float32)
+
+    def get_state(self) -> np.ndarray:
+        """§5: ally rows ‖ enemy rows ‖ last actions one-hot; dead units are zero rows."""
+        B, nA, nE = self.n_battles, self.n_agents, self.n_enemies
+        utb = self.unit_type_bits
+        rel = (self.pos - MAP_SIZE / 2) / MAP_SIZE  # SMAC: (x - map centre) / max_distance
+        health = self.hp / self.u_hp
+        shield = self.shield / np.maximum(self.u_shield, 1.0)
+        ally = np.zeros((B, nA, self.ally_state_dim), dtype=np.float32)
+        ally[..., 0] = health[:, :nA]
+        ally[..., 1] = self.cooldown[:, :nA] / self.u_max_cooldown[:nA]
+        ally[..., 2:4] = rel[:, :nA]
+        if self.shield_ally:
+            ally[..., 4] = shield[:, :nA]
+        enemy = np.zeros((B, nE, self.enemy_state_dim), dtype=np.float32)
+        enemy[..., 0] = health[:, nA:]
+        enemy[..., 1:3] = rel[:, nA:]
+        if self.shield_enemy:
+            enemy[..., 3] = shield[:, nA:]
+        if utb:
+            onehot = np.eye(utb)[self.type_bit]
+            ally[..., -utb:] = onehot[:nA]
+            enemy[..., -utb:] = onehot[nA:]
+        ally *= self.alive[:, :nA, None]
+        enemy *= self.alive[:, nA:, None]
+        last = np.eye(self.n_actions, dtype=np.float32)[self.last_action] * self.has_last_action[:, None, None]
+        return np.concatenate([ally.reshape(B, -1), enemy.reshape(B, -1), last.reshape(B, -1)], -1)
+
+    def env_info(self) -> dict:
+        return {"state_shape": self.state_dim, "obs_shape": self.obs_dim, "n_actions": self.n_actions,
+                "n_agents": self.n_agents, "episode_limit": self.episode_limit}
+
+
+# ---------------------------------------------------------------------------------------
+# Scripted policies: the checks that each map plays like SMAC (docs/smac_simulator.md)
+# ---------------------------------------------------------------------------------------
+SCRIPTED_POLICIES = ("random", "attack-nearest", "focus-fire", "kite")
+MOVE_DIRECTIONS = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])  # actions 2..5: N, S, E, W
+
+
+def scripted_actions(battles: SMACBatch, policy: str, rng: np.random.Generator) -> np.ndarray:
+    """Actions [B, nA] of a scripted team that reads the simulator's state (positions, cooldowns).
+
+    random: uniform over the available actions. attack-nearest: shoot the nearest enemy in
+    range, else walk toward the nearest enemy. focus-fire: every agent shoots the weakest enemy
+    (health + shield) in its range, else walks toward the nearest. kite: focus fire, but while
+    the weapon cools down, step away from the enemies close by (stalkers vs zealots).
+    """
+    if policy not in SCRIPTED_POLICIES:
+        raise InputError(f"unknown scripted policy {policy!r}; accepted: {', '.join(SCRIPTED_POLICIES)}")
+    b, nA = battles, battles.n_agents
+    avail = b.get_avail_actions()
+    if policy == "random":
+        return (rng.random(avail.shape) * avail).argmax(-1)
+    rel = b.pos[:, None, nA:] - b.pos[:, :nA, None]  # [B, nA, nE, 2]: agent to enemy
+    dist = np.where(b.alive[:, None, nA:], np.sqrt((rel ** 2).sum(-1)), np.inf)
+    nearest = dist.argmin(-1)
+    toward = np.take_along_axis(rel, nearest[..., None, None].repeat(2, -1), 2)[:, :, 0]  # [B, nA, 2]
+    can_move = avail[:, :, 2:6] == 1
+
+    def walk(direction: np.ndarray) -> np.ndarray:
+        """The available move closest to a direction, or stop when none is."""
+        score = np.where(can_move, np.einsum("bid,md->bim", direction, MOVE_DIRECTIONS), -np.inf)
+        return np.where(can_move.any(-1), 2 + score.argmax(-1), 1)
+
+    in_range = avail[:, :, N_NO_ATTACK:] == 1
+    # attack-nearest shoots the nearest enemy in range; the others the weakest (health + shield)
+    score = dist if policy == "attack-nearest" else (b.hp + b.shield)[:, None, nA:] + 1e-3 * dist
+    shoot = N_NO_ATTACK + np.where(in_range, score, np.inf).argmin(-1)
+    actions = np.where(in_range.any(-1), shoot, walk(toward))
+    if policy == "kite":
+        # while the weapon cools down (more than 4 loops left), step away from the enemies within 7,
+        # weighted by closeness, with a pull toward the map centre so that nobody is cornered
+        near = np.where(dist < 7.0, 1.0 / np.maximum(dist, 0.5), 0.0)
+        away = -(rel * near[..., None]).sum(2)
+        away /= np.maximum(np.linalg.norm(away, axis=-1, keepdims=True), 1e-9)
+        centre = (MAP_SIZE / 2 - b.pos[:, :nA]) / (MAP_SIZE / 2)
+        retreat = (b.cooldown[:, :nA] > 4.0) & (near > 0).any(-1)
+        actions = np.where(retreat, walk(away + centre), actions)
+    return np.where(b.alive[:, :nA], actions, 0)
+
+
+# ---------------------------------------------------------------------------------------
+# SMAC's single-battle interface (smac.env.StarCraft2Env), method for method (§1)
+# ---------------------------------------------------------------------------------------
+class StarCraft2Env:
+    """One battle of the built-in simulator behind SMAC's `StarCraft2Env` interface.
+
+    Only SMAC's default settings are supported (those CFCQL's datasets used, §1); `seed`
+    decides every random draw of every episode this object plays.
+    """
+
+    def __init__(self, map_name: str = "8m", seed: int | None = None, **smac_kwargs):
+        unsupported = {k: v for k, v in smac_kwargs.items() if SMAC_DEFAULTS.get(k, object()) != v}
+        if unsupported:
+            raise InputError(f"the built-in simulator supports SMAC's default settings only; got {unsupported}; "
+                             f"accepted: {SMAC_DEFAULTS}")
+        self.map_name = map_name
+        self._seed = 0 if seed is None else int(seed)
+        self._battle = SMACBatch(map_name, 1, self._seed, auto_reset=False)
+        b = self._battle
+        self.n_agents, self.n_enemies, self.n_actions = b.n_agents, b.n_enemies, b.n_actions
+        self.episode_limit, self.max_reward = b.episode_limit, b.max_reward
+        self.map_x = self.map_y = MAP_SIZE
+        self.max_distance_x = self.max_distance_y = MAP_SIZE
+        self.pathing_grid = b.pathing_grid.copy()
+        self.battles_won = self.battles_game = self.timeouts = self.force_restarts = 0
+        self._episode_steps, self._terminated = 0, True
+
+    def reset(self):
+        """Start a new episode; returns (obs list, state) like SMAC."""
+        self._battle.reset()
+        self._episode_steps, self._terminated = 0, False
+        return self.get_obs(), self.get_state()
+
+    def step(self, actions):
+        """Advance 8 game loops; returns (reward, terminated, info) like SMAC."""
+        if self._terminated:
+            raise InputError("step() after the episode ended; call reset() first")
+        try:
+            actions = np.asarray([int(a) for a in actions], dtype=np.int64)[None]
+        except (TypeError, ValueError):
+            raise InputError(f"actions {actions!r} are not accepted; accepted: {self.n_agents} integers") from None
+        _, _, _, reward, terminated, info = self._battle.step(actions)
+        self._episode_steps += 1
+        won, terminated = bool(info["battle_won"][0]), bool(terminated[0])
+        if terminated:
+            self._terminated = True
+            self.battles_game += 1
+            self.battles_won += won
+            self.timeouts += bool(info["timeout"][0])
+        return float(reward[0]), terminated, {"battle_won": won, "dead_allies": int(info["dead_allies"][0]),
+                                              "dead_enemies": int(info["dead_enemies"][0])}
+
+    def get_obs(self) -> list[np.ndarray]:
+        return list(self._battle.get_obs()[0])
+
+    def get_obs_agent(self, agent_id: int) -> np.ndarray:
+        return self._battle.get_obs()[0, agent_id]
+
+    def get_obs_size(self) -> int:
+        return self._battle.obs_dim
+
+    def get_state(self) -> np.ndarray:
+        return self._battle.get_state()[0]
+
+    def get_state_size(self) -> int:
+        return self._battle.state_dim
+
+    def get_avail_actions(self) -> list[list[int]]:
+        return self._battle.get_avail_actions()[0].tolist()
+
+    def get_avail_agent_actions(self, agent_id: int) -> list[int]:
+        return self._battle.get_avail_actions()[0, agent_id].tolist()
+
+    def get_total_actions(self) -> int:
+        return self.n_actions
+
+    def get_env_info(self) -> dict:
+        info = self._battle.env_info()
+        ally = ["health", "energy/cooldown", "rel_x", "rel_y"] + ["shield"] * self._battle.shield_ally
+        enemy = ["health", "rel_x", "rel_y"] + ["shield"] * self._battle.shield_enemy
+        types = [f"type_{k}" for k in range(self._battle.unit_type_bits)]
+        return {**info, "agent_features": ally + types, "enemy_features": enemy + types}
+
+    def get_stats(self) -> dict:
+        return {"battles_won": self.battles_won, "battles_game": self.battles_game, "battles_draw": self.timeouts,
+                "win_rate": self.battles_won / max(self.battles_game, 1), "timeouts": self.timeouts,
+                "restarts": self.force_restarts}
+
+    @property
+    def last_action(self) -> np.ndarray:
+        return np.eye(self.n_actions, dtype=np.float32)[self._battle.last_action[0]] * self._battle.has_last_action[0]
+
+    def seed(self) -> int:
+        return self._seed
+
+    def close(self) -> None:
+        pass
+
+    def render(self, mode: str = "human"):
+        raise NotImplementedError("the built-in simulator has no renderer")
+
+    def save_replay(self) -> None:
+        raise NotImplementedError("replays need StarCraft II: use backend='sc2'")
+
+
+SMAC_DEFAULTS = {"step_mul": 8, "move_amount": 2, "difficulty": "7", "continuing_episode": False, "obs_all_health": True,
+                 "obs_own_health": True, "obs_last_action": False, "obs_pathing_grid": False, "obs_terrain_height": False,
+                 "obs_timestep_number": False, "obs_instead_of_state": False, "state_last_action": True,
+                 "state_timestep_number": False, "reward_sparse": False, "reward_only_positive": True,
+                 "reward_death_value": 10, "reward_win": 200, "reward_defeat": 0, "reward_negative_scale": 0.5,
+                 "reward_scale": True, "reward_scale_rate": 20, "heuristic_ai": False}
+SC2_INSTALL = ("the 'sc2' back end needs StarCraft II and SMAC from its source repository: "
+               "pip install git+https://github.com/oxwhirl/smac.git, then set SC2PATH to the StarCraft II "
+               "install (PyPI's 'smac' is SMAC3, a different project)")
+
+
+def make_env(map_name: str, backend: str = "sim", seed: int | None = None):
+    """A single battle with SMAC's interface: the built-in simulator ('sim') or the real game ('sc2')."""
+    check_map(map_name)
+    if backend == "sim":
+        return StarCraft2Env(map_name=map_name, seed=seed)
+    if backend == "sc2":
+        try:
+            from smac.env import StarCraft2Env as RealStarCraft2Env  # imported only when asked for
+        except ImportError:
+            raise InputError(SC2_INSTALL) from None
+        return RealStarCraft2Env(map_name=map_name, seed=seed)
+    raise InputError(f"unknown SMAC back end {backend!r}; accepted: sim, sc2")
+
+
+# ---------------------------------------------------------------------------------------
+# PettingZoo
+# ---------------------------------------------------------------------------------------
+class SMACParallelEnv(ParallelEnv):
+    """SMAC as a PettingZoo ParallelEnv (either back end). The team reward goes to every agent;
+    dead agents stay in the episode with only the no-op available; a win or a defeat is a
+    termination, the episode limit a truncation, and `infos[agent]["battle_won"]` says which.
+
+    An unavailable action is an error, as in SMAC. `unavailable="stop"` replaces it with stop
+    (the no-op for the dead) instead, for samplers that ignore the action mask, such as
+    PettingZoo's `parallel_seed_test`."""
+
+    metadata = {"name": "smac_v1", "render_modes": []}
+
+    def __init__(self, map_name: str = "3s_vs_5z", backend: str = "sim", seed: int | None = None, unavailable: str = "error"):
+        if unavailable not in ("error", "stop"):
+            raise InputError(f"unavailable={unavailable!r} is not accepted; accepted: error, stop")
+        self.map_name, self.backend, self.unavailable = map_name, backend, unavailable
+        self.env = make_env(map_name, backend, seed)
+        info = self.env.get_env_info()
+        self.possible_agents = [f"agent_{i}" for i in range(info["n_agents"])]
+        self.agents: list[str] = []
+        n_actions = info["n_actions"]
+        self._observation_space = spaces.Dict({
+            "observation": spaces.Box(-np.inf, np.inf, (info["obs_shape"],), np.float32),
+            "action_mask": spaces.Box(0, 1, (n_actions,), np.int8)})
+        self._action_space = spaces.Discrete(n_actions)
+        self.state_space = spaces.Box(-np.inf, np.inf, (info["state_shape"],), np.float32)
+        self.episode_limit = info["episode_limit"]
+
+    @functools.lru_cache(maxsize=None)
+    def observation_space(self, agent):
+        return self._observation_space
+
+    @functools.lru_cache(maxsize=None)
+    def action_space(self, agent):
+        return self._action_space
+
+    def _observations(self):
+        obs, avail = self.env.get_obs(), self.env.get_avail_actions()
+        return {a: {"observation": np.asarray(obs[i], dtype=np.float32), "action_mask": np.asarray(avail[i], dtype=np.int8)}
+                for i, a in enumerate(self.agents)}
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            if self.backend != "sim":
+                raise InputError("reset(seed=...) needs the built-in simulator; the real game is seeded at construction")
+            self.env = make_env(self.map_name, self.backend, seed)
+        self.env.reset()
+        self.agents = list(self.possible_agents)
+        return self._observations(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        chosen = [int(actions[a]) for a in self.agents]
+        if self.unavailable == "stop":
+            avail = self.env.get_avail_actions()
+            chosen = [a if 0 <= a < len(m) and m[a] else (1 if m[1] else 0) for a, m in zip(chosen, avail)]
+        reward, terminated, info = self.env.step(chosen)
+        # SMAC ends at the limit with neither side wiped out: a truncation, not a termination
+        timeout = terminated and info["dead_allies"] < len(self.agents) and info["dead_enemies"] < self.env.n_enemies
+        observations = self._observations()
+        rewards = {a: float(reward) for a in self.agents}
+        terminations = {a: bool(terminated and not timeout) for a in self.agents}
+        truncations = {a: bool(timeout) for a in self.agents}
+        infos = {a: {"battle_won": bool(info["battle_won"])} for a in self.agents}
+        if terminated:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def state(self) -> np.ndarray:
+        return np.asarray(self.env.get_state(), dtype=np.float32)
+
+    def close(self):
+        self.env.close()

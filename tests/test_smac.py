@@ -1,0 +1,300 @@
+"""The built-in SMAC simulator against ../shared/docs/SMAC.md: sizes, rules, rewards, determinism, APIs."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+from envs import InputError
+from envs.smac import (MAPS, SCRIPTED_POLICIES, SMACBatch, SMACParallelEnv, StarCraft2Env, make_env,
+                       scripted_actions)
+
+HAS_REAL_SMAC = importlib.util.find_spec("smac") is not None and importlib.util.find_spec("smac.env") is not None
+BACKENDS = ["sim"] + (["sc2"] if HAS_REAL_SMAC else [])
+
+# §2.1, §2.3, §4, §5: SMAC's sizes and reward divisors
+SIZES = {"2s3z": (80, 120, 11, 120, 5, 1020), "3s_vs_5z": (48, 68, 11, 250, 3, 1000),
+         "5m_vs_6m": (55, 98, 12, 70, 5, 530), "6h_vs_8z": (78, 140, 14, 150, 6, 1480)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("map_name", list(MAPS))
+def test_sizes_match_smac(map_name, backend):
+    obs_dim, state_dim, n_actions, limit, n_agents, max_reward = SIZES[map_name]
+    env = make_env(map_name, backend, seed=0)
+    info = env.get_env_info()
+    assert (info["obs_shape"], info["state_shape"], info["n_actions"], info["episode_limit"], info["n_agents"]) == \
+        (obs_dim, state_dim, n_actions, limit, n_agents)
+    obs, state = env.reset()
+    assert len(obs) == n_agents and obs[0].shape == (obs_dim,) and obs[0].dtype == np.float32
+    assert state.shape == (state_dim,) and state.dtype == np.float32
+    assert np.array(env.get_avail_actions()).shape == (n_agents, n_actions)
+    if backend == "sim":
+        assert env.max_reward == max_reward
+    env.close()
+
+
+def battle(map_name: str, keep_allies=(0,), keep_enemies=(0,)) -> SMACBatch:
+    """One battle with every unit not kept removed (dead), ready for a hand-placed scenario."""
+    b = SMACBatch(map_name, 1, seed=0)
+    b.reset()
+    n_agents = b.n_agents
+    for u in range(b.n_units):
+        kept = u in keep_allies if u < n_agents else (u - n_agents) in keep_enemies
+        if not kept:
+            b.alive[0, u], b.hp[0, u], b.shield[0, u] = False, 0.0, 0.0
+    b.counted_dead[0] = ~b.alive[0, n_agents:]
+    return b
+
+
+def place(b: SMACBatch, unit: int, x: float, y: float) -> None:
+    b.x[0, unit], b.y[0, unit] = x, y
+
+
+def stop_all(b: SMACBatch) -> np.ndarray:
+    return np.where(b.alive[:, :b.n_agents], 1, 0)
+
+
+def test_damage_shields_first_armour_bonus_and_two_zealot_hits():
+    # a stalker shoots a zealot 5 away: 13 to the shields
+    b = battle("3s_vs_5z")
+    place(b, 0, 10, 16), place(b, 3, 15, 16)
+    b.step(np.array([[6, 0, 0]]))
+    assert (b.shield[0, 3], b.hp[0, 3]) == (37.0, 100.0)
+    assert b.cooldown[0, 0] > 20  # 29.92 loops + jitter, minus the loops since
+    # a zealot next to a stalker hits twice for 8: shields 80 -> 64
+    b = battle("3s_vs_5z")
+    place(b, 0, 10, 16), place(b, 3, 11.15, 16)
+    b.step(np.array([[1, 0, 0]]))
+    assert (b.shield[0, 0], b.hp[0, 0]) == (64.0, 80.0)
+    # overflow: 5 shield left, 8 + 8 -> 5 absorbed, (3 - 1) + (8 - 1) = 9 to HP (armour 1 per hit)
+    b = battle("3s_vs_5z")
+    place(b, 0, 10, 16), place(b, 3, 11.15, 16)
+    b.shield[0, 0] = 5.0
+    b.step(np.array([[1, 0, 0]]))
+    assert (b.shield[0, 0], b.hp[0, 0]) == (0.0, 71.0)
+    # a stalker vs an (armoured) stalker: 13 + 5 on shields
+    b = battle("2s3z", keep_allies=(0,), keep_enemies=(0,))
+    place(b, 0, 10, 16), place(b, 5, 15, 16)
+    b.cooldown[0, 5] = 100.0  # the enemy stalker must not shoot back in this step
+    b.step(np.array([[6, 0, 0, 0, 0]]))
+    assert b.shield[0, 5] == 80 - 18
+    # a marine vs a marine: 6
+    b = battle("5m_vs_6m")
+    place(b, 0, 10, 16), place(b, 5, 14, 16)
+    b.cooldown[0, 5] = 100.0
+    b.step(np.array([[6, 0, 0, 0, 0]]))
+    assert b.hp[0, 5] == 45 - 6
+
+
+def test_cooldown_period_with_jitter():
+    """A marine firing at a distant dummy: shot intervals are 13.77 loops + U{-1..2}, mean ~14.3."""
+    b = battle("5m_vs_6m")
+    place(b, 0, 10, 16), place(b, 5, 14, 16)
+    b.hp[0, 5] = b.u_hp[5] = 1e9  # a dummy that never dies
+    b.u_damage[5] = 0.0  # and never hurts
+    shots = []
+    b._issue_orders(np.array([[6, 0, 0, 0, 0]]))
+    for loop in range(2000):
+        before = b.hp[0, 5]
+        b._game_loop()
+        if b.hp[0, 5] < before:
+            shots.append(loop)
+    gaps = np.diff(shots)
+    assert set(np.unique(gaps)) <= {12, 13, 14, 15, 16}
+    assert 13.9 < gaps.mean() < 14.7
+
+
+def test_shield_and_hydralisk_regeneration():
+    b = battle("3s_vs_5z")
+    place(b, 0, 1, 1), place(b, 3, 31, 31)  # the zealot walks to (9, 16) and never sees the stalker
+    b.shield[0, 0], b.since_damage[0, 0] = 10.0, 0.0
+    for _ in range(19):  # 152 loops: no regeneration before 160 loops without damage
+        b.step(stop_all(b))
+    assert b.shield[0, 0] == 10.0
+    for _ in range(5):  # loops 153..192
+        b.step(stop_all(b))
+    assert 10 + 0.125 * 30 <= b.shield[0, 0] <= 10 + 0.125 * 34
+    b = battle("6h_vs_8z")
+    place(b, 6, 20, 17)
+    b.hp[0, 0] = 40.0
+    b.step(np.array([[1, 0, 0, 0, 0, 0]]))
+    assert b.hp[0, 0] == pytest.approx(40 + 8 * 0.2734 / 16)
+
+
+def test_availability_edges_range_and_death():
+    b = battle("2s3z", keep_allies=(0, 1), keep_enemies=(0,))
+    place(b, 0, 10, 23.2)  # north probes y = 24.2: outside the band
+    place(b, 5, 16, 23.2)  # 6.0 away: attackable (<= 6)
+    avail = b.get_avail_actions()[0, 0]
+    assert avail.tolist()[:6] == [0, 1, 0, 1, 1, 1] and avail[6] == 1
+    place(b, 5, 16.01, 23.2)
+    assert b.get_avail_actions()[0, 0, 6] == 0
+    place(b, 0, 10, 8.5)  # south probes y = 7.5: below the band
+    assert b.get_avail_actions()[0, 0, 3] == 0
+    # a dead agent: only the no-op, an all-zero observation and zero state rows
+    b.alive[0, 1], b.hp[0, 1], b.shield[0, 1] = False, 0.0, 0.0
+    assert b.get_avail_actions()[0, 1].tolist() == [1] + [0] * 10
+    assert not b.get_obs()[0, 1].any()
+    assert not b.get_state()[0, 7:14].any()
+    # a stalker killed in a step dies: its actions become the no-op only
+    b2 = battle("3s_vs_5z")
+    place(b2, 0, 10, 16), place(b2, 3, 11.15, 16)
+    b2.hp[0, 0], b2.shield[0, 0] = 5.0, 0.0
+    _, _, avail, reward, terminated, info = b2.step(np.array([[1, 0, 0]]))
+    assert terminated[0] and not info["battle_won"][0]
+
+
+def test_layout_and_the_2s3z_unit_type_quirk():
+    b = SMACBatch("2s3z", 1, seed=0)
+    obs, state, avail = b.reset()
+    # own features of agent 0 (a stalker): health, shield, type [1, 0]; agent 2 (a zealot): [0, 1]
+    assert obs[0, 0, -4:].tolist() == [1, 1, 1, 0] and obs[0, 2, -4:].tolist() == [1, 1, 0, 1]
+    # state: ally rows of 7 then enemy rows of 6; enemy 0 is a stalker, typed [0, 1]; zealot [1, 0]
+    enemy_rows = state[0, 35:65].reshape(5, 6)
+    assert enemy_rows[0, -2:].tolist() == [0, 1] and enemy_rows[2, -2:].tolist() == [1, 0]
+    assert state[0, 65:].sum() == 0  # no last action after reset
+    ally_rows = state[0, :35].reshape(5, 7)
+    assert np.allclose(ally_rows[:, 2] * 32 + 16, b.x[0, :5]) and np.allclose(ally_rows[:, 3] * 32 + 16, b.y[0, :5])
+    obs, state, *_ = b.step(np.ones((1, 5), dtype=np.int64))
+    assert state[0, 65:].reshape(5, 11)[:, 1].tolist() == [1] * 5
+
+
+def test_reward_of_a_clean_win_sums_to_20_and_random_play_loses():
+    b = SMACBatch("2s3z", 32, seed=0)
+    b.reset()
+    rng = np.random.default_rng(0)
+    returns, finished = np.zeros(32), np.zeros(32, dtype=bool)
+    won = np.zeros(32, dtype=bool)
+    while not finished.all():
+        *_, reward, terminated, info = b.step(scripted_actions(b, "focus-fire", rng))
+        returns += reward * ~finished
+        won |= info["battle_won"] & ~finished
+        finished |= terminated
+    assert won.mean() > 0.9
+    assert np.allclose(returns[won], 20.0, atol=1e-4)  # all damage + 10 per kill + 200, scaled by 1020 / 20
+    for map_name in MAPS:
+        b = SMACBatch(map_name, 64, seed=1)
+        b.reset()
+        wins = games = 0
+        while games < 64:
+            *_, terminated, info = b.step(scripted_actions(b, "random", rng))
+            wins, games = wins + info["battle_won"][terminated].sum(), games + terminated.sum()
+        assert wins / games < 0.05, map_name
+
+
+def test_kiting_stalkers_beat_five_zealots_where_standing_ones_lose():
+    rng = np.random.default_rng(0)
+    for policy, low, high in (("kite", 0.9, 1.0), ("focus-fire", 0.0, 0.1)):
+        b = SMACBatch("3s_vs_5z", 32, seed=0)
+        b.reset()
+        won = np.zeros(32, dtype=bool)
+        finished = np.zeros(32, dtype=bool)
+        while not finished.all():
+            *_, terminated, info = b.step(scripted_actions(b, policy, rng))
+            won |= info["battle_won"] & ~finished
+            finished |= terminated
+        assert low <= won.mean() <= high, (policy, won.mean())
+
+
+def test_timeout_terminates_without_a_win():
+    env = StarCraft2Env("2s3z", seed=0)
+    env.reset()
+    env._battle.episode_limit = 3
+    for _ in range(3):
+        reward, terminated, info = env.step([1] * 5)
+    assert terminated and not info["battle_won"] and reward == 0.0
+    assert env.get_stats() == {"battles_won": 0, "battles_game": 1, "battles_draw": 1, "win_rate": 0.0,
+                               "timeouts": 1, "restarts": 0}
+    with pytest.raises(InputError, match="reset"):
+        env.step([1] * 5)
+
+
+def play(b: SMACBatch, policy: str, steps: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    trace = [b.reset()]
+    for _ in range(steps):
+        trace.append(b.step(scripted_actions(b, policy, rng))[:5])
+    return trace
+
+
+def test_same_seed_same_trajectories_and_battles_independent_of_batch_size():
+    a, b = play(SMACBatch("3s_vs_5z", 4, seed=3), "kite", 150), play(SMACBatch("3s_vs_5z", 4, seed=3), "kite", 150)
+    for x, y in zip(a, b):
+        for u, v in zip(x, y):
+            np.testing.assert_array_equal(u, v)
+    c = play(SMACBatch("3s_vs_5z", 4, seed=4), "kite", 150)
+    assert any(not np.array_equal(x[1], y[1]) for x, y in zip(a, c))  # cooldown jitter differs
+    # battle 1 of a batch seeded 3 is the single battle seeded 4, whatever runs beside it
+    single = play(SMACBatch("3s_vs_5z", 1, seed=4), "kite", 150)
+    for x, y in zip(single, a):
+        np.testing.assert_array_equal(x[0][0], y[0][1])
+
+
+def test_auto_reset_keeps_the_terminal_observation():
+    b = SMACBatch("5m_vs_6m", 2, seed=0)
+    b.reset()
+    b.episode_limit = 2
+    b.step(np.ones((2, 5), dtype=np.int64))
+    obs, state, avail, reward, terminated, info = b.step(np.ones((2, 5), dtype=np.int64))
+    assert terminated.all() and info["timeout"].all()
+    assert not np.array_equal(info["final_state"], state)  # the last action is recorded in the terminal state
+    assert state[:, -60:].sum() == 0 and (b.steps == 0).all()
+
+
+@pytest.mark.parametrize("map_name", ["2s3z", "3s_vs_5z"])
+def test_pettingzoo_api(map_name):
+    parallel_api_test(SMACParallelEnv(map_name), num_cycles=300)
+    parallel_seed_test(lambda: SMACParallelEnv(map_name, unavailable="stop"))  # it samples without the mask
+
+
+def test_pettingzoo_whole_episodes_are_deterministic():
+    def episode(seed):
+        env = SMACParallelEnv("6h_vs_8z")
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        trace = [env.state()]
+        while env.agents:
+            actions = {a: int(rng.choice(np.flatnonzero(o["action_mask"]))) for a, o in obs.items()}
+            obs, rewards, terms, truncs, infos = env.step(actions)
+            trace += [env.state(), np.array(list(rewards.values()))]
+        return trace, terms, truncs
+
+    (a, terms, truncs), (b, *_), (c, *_) = episode(5), episode(5), episode(6)
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert len(a) != len(c) or any(not np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(terms.values()) != all(truncs.values())
+
+
+def test_bad_input_is_one_clear_line():
+    with pytest.raises(InputError, match="unknown SMAC map '3m'; known maps: 2s3z, 3s_vs_5z, 5m_vs_6m, 6h_vs_8z"):
+        SMACBatch("3m", 4)
+    for n in (0, -1):
+        with pytest.raises(InputError, match=f"n_battles={n}"):
+            SMACBatch("2s3z", n)
+    b = SMACBatch("2s3z", 2)
+    b.reset()
+    with pytest.raises(InputError, match=r"shape \(5,\).*accepted: integers of shape \(2, 5\)"):
+        b.step(np.ones(5, dtype=np.int64))
+    with pytest.raises(InputError, match="action 11 of agent 0 .* out of range; accepted: 0..10"):
+        b.step(np.full((2, 5), 11))
+    with pytest.raises(InputError, match=r"action 0 of agent 0 \(battle 0\) is unavailable; available: \[1, 2, 3, 4, 5\]"):
+        b.step(np.zeros((2, 5), dtype=np.int64))
+    with pytest.raises(InputError, match="unknown SMAC back end 'pysc2'; accepted: sim, sc2"):
+        make_env("2s3z", "pysc2")
+    with pytest.raises(InputError, match="unknown scripted policy"):
+        scripted_actions(b, "rush", np.random.default_rng(0))
+    assert set(SCRIPTED_POLICIES) >= {"random", "kite"}
+    env = SMACParallelEnv("2s3z")
+    env.reset(seed=0)
+    with pytest.raises(InputError, match="action 0 of agent 0 .* is unavailable"):
+        env.step({agent: 0 for agent in env.agents})
+    with pytest.raises(InputError, match="unavailable='ignore' is not accepted; accepted: error, stop"):
+        SMACParallelEnv("2s3z", unavailable="ignore")
+
+
+@pytest.mark.skipif(HAS_REAL_SMAC, reason="the real SMAC is installed")
+def test_missing_real_smac_says_how_to_install():
+    with pytest.raises(InputError, match="pip install git\\+https://github.com/oxwhirl/smac.git"):
+        make_env("2s3z", "sc2")
