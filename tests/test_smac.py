@@ -92,7 +92,7 @@ def test_cooldown_period_with_jitter():
     """A marine firing at a distant dummy: shot intervals are 13.77 loops + U{-1..2}, mean ~14.3."""
     b = battle("5m_vs_6m")
     place(b, 0, 10, 16), place(b, 5, 14, 16)
-    b.hp[0, 5] = b.u_hp[5] = 1e9  # a dummy that never dies
+    b.hp[0, 5] = b.u_hp[5] = 1e4  # a dummy that does not die in 2000 loops
     b.u_damage[5] = 0.0  # and never hurts
     shots = []
     b._issue_orders(np.array([[6, 0, 0, 0, 0]]))
