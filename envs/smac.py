@@ -720,9 +720,8 @@ class SMACParallelEnv(ParallelEnv):
                 for i, a in enumerate(self.agents)}
 
     def reset(self, seed=None, options=None):
-        if seed is not None:
-            if self.backend != "sim":
-                raise InputError("reset(seed=...) needs the built-in simulator; the real game is seeded at construction")
+        if seed is not None:  # SMAC takes its seed at construction (the real game: a new SC2 process)
+            self.env.close()
             self.env = make_env(self.map_name, self.backend, seed)
         self.env.reset()
         self.agents = list(self.possible_agents)

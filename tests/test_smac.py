@@ -243,10 +243,10 @@ def test_auto_reset_keeps_the_terminal_observation():
     assert state[:, -60:].sum() == 0 and (b.steps == 0).all()
 
 
-@pytest.mark.parametrize("map_name", ["2s3z", "3s_vs_5z"])
-def test_pettingzoo_api(map_name):
-    parallel_api_test(SMACParallelEnv(map_name), num_cycles=300)
-    parallel_seed_test(lambda: SMACParallelEnv(map_name, unavailable="stop"))  # it samples without the mask
+@pytest.mark.parametrize("map_name, backend", [("2s3z", "sim"), ("3s_vs_5z", "sim")] + [("3s_vs_5z", "sc2")] * HAS_REAL_SMAC)
+def test_pettingzoo_api(map_name, backend):
+    parallel_api_test(SMACParallelEnv(map_name, backend), num_cycles=300)
+    parallel_seed_test(lambda: SMACParallelEnv(map_name, backend, unavailable="stop"))  # it samples without the mask
 
 
 def test_pettingzoo_whole_episodes_are_deterministic():
