@@ -164,6 +164,8 @@ class SMACBatch:
         self.spec = spec = check_map(map_name)
         if not isinstance(n_battles, (int, np.integer)) or n_battles <= 0:
             raise InputError(f"n_battles={n_battles!r} is not accepted; accepted: an integer >= 1")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed={seed!r} is not accepted; accepted: an integer >= 0")
         self.map_name, self.n_battles, self.auto_reset = map_name, int(n_battles), auto_reset
         self.n_agents, self.n_enemies = len(spec.allies), len(spec.enemies)
         self.n_actions = N_NO_ATTACK + self.n_enemies
@@ -179,7 +181,11 @@ class SMACBatch:
         # enemies attack-move; the acquisition radius is max(5, range + own radius), plus the target's radius (§8)
         self.acquire_range = np.maximum(5.0, self.u_range + self.u_radius)
         self.attack_point = np.array(spec.ally_spawn, dtype=FLOAT)
-        self.spawn = np.concatenate([spawn_points(spec.ally_spawn, spec.allies), spawn_points(spec.enemy_spawn, spec.enemies)])
+        # SMAC numbers the agents by (unit type, x, y); the enemies keep their creation order (§4)
+        allies = spawn_points(spec.ally_spawn, spec.allies)
+        group = [spec.allies.index(k) for k in spec.allies]
+        allies = allies[np.lexsort((allies[:, 1], allies[:, 0], group))]
+        self.spawn = np.concatenate([allies, spawn_points(spec.enemy_spawn, spec.enemies)])
         self.pathing_grid = PATHING[spec.pathing]
         self.max_reward = self.n_enemies * REWARD_DEATH + REWARD_WIN + float(sum(UNITS[k].hp + UNITS[k].shield for k in spec.enemies))
         # observation and state layout (§4, §5)
@@ -556,7 +562,7 @@ class StarCraft2Env:
     decides every random draw of every episode this object plays.
     """
 
-    def __init__(self, map_name: str = "8m", seed: int | None = None, **smac_kwargs):
+    def __init__(self, map_name: str = "3s_vs_5z", seed: int | None = None, **smac_kwargs):
         unsupported = {k: v for k, v in smac_kwargs.items() if SMAC_DEFAULTS.get(k, object()) != v}
         if unsupported:
             raise InputError(f"the built-in simulator supports SMAC's default settings only; got {unsupported}; "

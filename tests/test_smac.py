@@ -157,6 +157,8 @@ def test_layout_and_the_2s3z_unit_type_quirk():
     assert state[0, 65:].sum() == 0  # no last action after reset
     ally_rows = state[0, :35].reshape(5, 7)
     assert np.allclose(ally_rows[:, 2] * 32 + 16, b.x[0, :5]) and np.allclose(ally_rows[:, 3] * 32 + 16, b.y[0, :5])
+    # SMAC numbers the agents by (type, x, y): stalkers 0-1, then zealots by x
+    assert np.all(np.diff(b.x[0, :2]) >= 0) and np.all(np.diff(b.x[0, 2:5]) >= 0)
     obs, state, *_ = b.step(np.ones((1, 5), dtype=np.int64))
     assert state[0, 65:].reshape(5, 11)[:, 1].tolist() == [1] * 5
 
@@ -273,6 +275,8 @@ def test_bad_input_is_one_clear_line():
     for n in (0, -1):
         with pytest.raises(InputError, match=f"n_battles={n}"):
             SMACBatch("2s3z", n)
+    with pytest.raises(InputError, match="seed=-1 is not accepted; accepted: an integer >= 0"):
+        SMACBatch("2s3z", 4, seed=-1)
     b = SMACBatch("2s3z", 2)
     b.reset()
     with pytest.raises(InputError, match=r"shape \(5,\).*accepted: integers of shape \(2, 5\)"):
