@@ -489,7 +489,7 @@ def main(args: Args) -> dict:
             alpha_optimiser.zero_grad()
             a_loss.backward()
             alpha_optimiser.step()
-            alpha = float(log_alpha.exp())
+            alpha = float(log_alpha.detach().exp())
         # (7) decaying entropy temperature
         beta *= args.beta_decay
 

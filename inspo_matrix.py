@@ -11,7 +11,7 @@ The whole pipeline is in this file, in the order of Algorithm 1:
 
 Choices this script makes where the paper is silent (docs/algorithm.md has the reasons):
   * a play is an episode (done = 1), so the critic's target is the reward itself;
-  * α = 0.1 fixed, β_0 = 10 decayed ×0.9835 per iteration (β ≈ 0.05 after 320 of the 400): the KL target of auto-α forbids the
+  * α = 0.1 fixed, β_0 = 10 decayed ×0.978 per iteration (β ≈ 0.05 after 240 of the 300): the KL target of auto-α forbids the
     optimum here (M-NE imbalanced needs KL ≈ 2.3 per agent), so auto-α is off by default;
   * Eq. 25 is implemented as the Lagrangian that RAISES α when KL > D̄_KL
     (loss = log α · (D̄_KL − KL)); the paper's printed sign would lower it;
@@ -83,7 +83,7 @@ class Args:
     """sequential updates (InSPO); --no-sequential is the simultaneous-update ablation"""
     update_order: Literal["random", "fixed", "semi-greedy"] = "random"
     """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
-    num_updates: int = 400
+    num_updates: int = 300
     """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps)"""
     bc_updates: int = 100
     """gradient updates of behaviour cloning (µ^i and µ^-i) before training"""
@@ -109,7 +109,7 @@ class Args:
     """Adam learning rate of log α"""
     beta_0: float = 10.0
     """initial entropy temperature β (0 = no entropy: the "w/o entropy" ablation)"""
-    beta_decay: float = 0.9835
+    beta_decay: float = 0.978
     """β is multiplied by this after every iteration"""
     cql_alpha: float = 0.1
     """weight of the CQL term of the critic loss (Eq. 24)"""
@@ -493,7 +493,7 @@ def main(args: Args) -> dict:
             alpha_optimiser.zero_grad()
             a_loss.backward()
             alpha_optimiser.step()
-            alpha = float(log_alpha.exp())
+            alpha = float(log_alpha.detach().exp())
         # (7) decaying entropy temperature
         beta *= args.beta_decay
 

@@ -55,7 +55,7 @@ def configurations(alberdice_dir: str) -> list[tuple[str, dict]]:
                              dict(game="xor", dataset=dataset, dataset_dir=os.path.join(xor_dir, name), exact=exact)))
         rows.append((f"{mode} | ablation β_0 = 0 | mne imbalanced", dict(game="mne", dataset="imbalanced", beta_0=0.0, exact=exact)))
         rows.append((f"{mode} | ablation simultaneous | xor b", dict(game="xor", dataset="b", sequential=False, exact=exact)))
-        if os.path.isdir(xor_dir):
+        if os.path.isdir(xor_dir) and exact:  # the sampling asymmetry that rescues exact mode (docs/algorithm.md)
             rows.append((f"{mode} | ablation simultaneous, AlberDICE buffer_00_02_20 | xor b",
                          dict(game="xor", dataset="b", sequential=False, exact=exact,
                               dataset_dir=os.path.join(xor_dir, "buffer_00_02_20"))))
