@@ -200,7 +200,14 @@ class SMACBatch:
         self.enemy_state_dim = 3 + self.shield_enemy + utb
         self.state_dim = self.n_agents * self.ally_state_dim + self.n_enemies * self.enemy_state_dim + self.n_agents * self.n_actions
         self.contact = (self.u_radius[:, None] + self.u_radius) * ~np.eye(U, dtype=bool)  # r_u + r_v, 0 for u = v
-        self.battle_offset = (np.arange(self.n_battles) * U)[:, None]
+        self.rows = np.arange(self.n_battles)[:, None]  # row index for gathers x[rows, idx]
+        self.enemy_index = np.arange(self.n_enemies)[None]
+        self.battle_offset = self.rows * U
+        # pathable cells padded by 2 on every side, flat: a moved centre (never more than 2 off the
+        # ground it left) is looked up without bounds checks
+        padded = np.zeros((MAP_SIZE + 4, MAP_SIZE + 4), dtype=bool)
+        padded[2:-2, 2:-2] = self.pathing_grid
+        self.padded_grid = padded.ravel()
         self.others = np.array([[j for j in range(self.n_agents) if j != i] for i in range(self.n_agents)], dtype=np.int64)
         self.seeds = np.uint64(seed) + np.arange(self.n_battles, dtype=np.uint64)
         self._allocate()  # call reset() before the first step
@@ -302,8 +309,8 @@ class SMACBatch:
     def _target_geometry(self, target: np.ndarray):
         """Offset, centre and edge distance from every unit to its target [B, U] (index clipped at 0)."""
         safe = target.clip(0)
-        dx = np.take_along_axis(self.x, safe, 1) - self.x
-        dy = np.take_along_axis(self.y, safe, 1) - self.y
+        dx = self.x[self.rows, safe] - self.x
+        dy = self.y[self.rows, safe] - self.y
         dist = _norm(dx, dy)
         return safe, dx, dy, dist, dist - self.u_radius - self.u_radius[safe]
 
@@ -319,8 +326,8 @@ class SMACBatch:
         attacking_me = (target[:, None, :nA] == units[nA:, None]) & alive[:, None, :nA]  # [B, nE, nA]
         safe, _, _, _, edge = self._target_geometry(target)
         t_enemy = safe[:, nA:].clip(max=nA - 1)  # enemies only ever target allies
-        keep = (target[:, nA:] >= 0) & np.take_along_axis(alive, t_enemy, 1) & (
-            np.take_along_axis(attacking_me, t_enemy[..., None], 2)[..., 0] | (edge[:, nA:] <= self.u_range[nA:]))
+        keep = (target[:, nA:] >= 0) & alive[self.rows, t_enemy] & (
+            attacking_me[self.rows, self.enemy_index, t_enemy] | (edge[:, nA:] <= self.u_range[nA:]))
         d = _norm(x[:, None, :nA] - x[:, nA:, None], y[:, None, :nA] - y[:, nA:, None])  # [B, nE, nA]
         candidate = alive[:, None, :nA] & (attacking_me | (d < self.acquire_range[nA:, None] + r[:nA]))
         d = np.where(candidate, d, np.inf)
@@ -329,7 +336,7 @@ class SMACBatch:
 
         # fire or chase: a unit with a living target fires when in weapon range and ready
         safe, to_x, to_y, t_dist, t_edge = self._target_geometry(target)
-        has_target = (target >= 0) & alive & np.take_along_axis(alive, safe, 1)
+        has_target = (target >= 0) & alive & alive[self.rows, safe]
         in_range = has_target & (t_edge <= self.u_range)
         fire = in_range & (self.cooldown < 1.0)
 
@@ -379,14 +386,12 @@ class SMACBatch:
         if died.any():
             self.alive &= ~died
             self.hp[died], self.shield[died] = 0.0, 0.0
-            lost = ~np.take_along_axis(self.alive, self.target.clip(0), 1)
+            lost = ~self.alive[self.rows, self.target.clip(0)]
             self.target[lost] = -1  # an attack order on a dead unit ends: the unit goes idle
         self.loop += np.uint64(1)
 
     def _pathable(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        cx, cy = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-        inside = (cx >= 0) & (cx < MAP_SIZE) & (cy >= 0) & (cy < MAP_SIZE)
-        return inside & self.pathing_grid[cx.clip(0, MAP_SIZE - 1), cy.clip(0, MAP_SIZE - 1)]
+        return self.padded_grid[(x + 2).astype(np.int64) * (MAP_SIZE + 4) + (y + 2).astype(np.int64)]
 
     def _keep_on_ground(self, x, y, new_x, new_y):
         """Centres stay on pathable cells: a blocked move keeps the axis that is free, or stays."""
