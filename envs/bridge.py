@@ -298,6 +298,7 @@ class BridgeEnv(ParallelEnv):
         self.possible_agents = [f"agent_{i}" for i in range(N_AGENTS)]
         self.agents = []
         self.state_space = spaces.Box(0.0, float(COLS), shape=(STATE_DIM,), dtype=np.float32)
+        self.render_mode = None
 
     @functools.lru_cache(maxsize=None)
     def observation_space(self, agent):

@@ -710,11 +710,14 @@ class SMACParallelEnv(ParallelEnv):
         self.possible_agents = [f"agent_{i}" for i in range(info["n_agents"])]
         self.agents: list[str] = []
         n_actions = info["n_actions"]
+        # every observation feature lies in [-1, 1] (offsets are taken only within sight 9); the state's
+        # cooldown ratio exceeds 1 for hydralisks (period 13.2 + jitter over SMAC's normaliser 10)
         self._observation_space = spaces.Dict({
-            "observation": spaces.Box(-np.inf, np.inf, (info["obs_shape"],), np.float32),
+            "observation": spaces.Box(-1.0, 1.0, (info["obs_shape"],), np.float32),
             "action_mask": spaces.Box(0, 1, (n_actions,), np.int8)})
         self._action_space = spaces.Discrete(n_actions)
-        self.state_space = spaces.Box(-np.inf, np.inf, (info["state_shape"],), np.float32)
+        self.state_space = spaces.Box(-1.0, 2.0, (info["state_shape"],), np.float32)
+        self.render_mode = None
         self.episode_limit = info["episode_limit"]
 
     @functools.lru_cache(maxsize=None)

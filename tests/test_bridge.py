@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
+from pettingzoo.utils.conversions import parallel_to_aec
 
 import inspo_bridge
 from conftest import alberdice_path, assert_one_line_error, run_script, write_buffer
@@ -90,6 +91,7 @@ def test_replay_every_released_transition():
 def test_pettingzoo_api_and_determinism():
     parallel_api_test(BridgeEnv(), num_cycles=60)
     parallel_seed_test(BridgeEnv)
+    state_test(parallel_to_aec(BridgeEnv()), BridgeEnv())
     trajectories = []
     for _ in range(2):  # our own test: whole episodes, not only the first step
         env, rng, trace = BridgeEnv(), np.random.default_rng(5), []

@@ -4,7 +4,8 @@ import importlib.util
 
 import numpy as np
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
+from pettingzoo.utils.conversions import parallel_to_aec
 
 from envs import InputError
 from envs.smac import (MAPS, SCRIPTED_POLICIES, SMACBatch, SMACParallelEnv, StarCraft2Env, make_env,
@@ -249,6 +250,7 @@ def test_auto_reset_keeps_the_terminal_observation():
 def test_pettingzoo_api(map_name, backend):
     parallel_api_test(SMACParallelEnv(map_name, backend), num_cycles=300)
     parallel_seed_test(lambda: SMACParallelEnv(map_name, backend, unavailable="stop"))  # it samples without the mask
+    state_test(parallel_to_aec(SMACParallelEnv(map_name, backend, unavailable="stop")), SMACParallelEnv(map_name, backend))
 
 
 def test_pettingzoo_whole_episodes_are_deterministic():
@@ -267,6 +269,19 @@ def test_pettingzoo_whole_episodes_are_deterministic():
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert len(a) != len(c) or any(not np.array_equal(x, y) for x, y in zip(a, c))
     assert all(terms.values()) != all(truncs.values())
+
+
+def test_observations_and_states_stay_in_their_spaces():
+    """Whole episodes of every map, agents and enemies fighting: every obs and state inside its Box."""
+    for map_name in MAPS:
+        env = SMACParallelEnv(map_name)
+        b = SMACBatch(map_name, 16, seed=0)
+        obs, state, _ = b.reset()
+        rng = np.random.default_rng(0)
+        for _ in range(60):
+            obs, state, *_ = b.step(scripted_actions(b, "kite", rng))
+            assert env.observation_space("agent_0")["observation"].contains(obs[0, 0])
+            assert obs.min() >= -1 and obs.max() <= 1 and state.min() >= -1 and state.max() <= 2, map_name
 
 
 def test_bad_input_is_one_clear_line():
