@@ -307,12 +307,11 @@ class SMACBatch:
 
     # -- one game loop ------------------------------------------------------------------
     def _target_geometry(self, target: np.ndarray):
-        """Offset, centre and edge distance from every unit to its target [B, U] (index clipped at 0)."""
+        """Offset and edge distance from every unit to its target [B, U] (index clipped at 0)."""
         safe = target.clip(0)
         dx = self.x[self.rows, safe] - self.x
         dy = self.y[self.rows, safe] - self.y
-        dist = _norm(dx, dy)
-        return safe, dx, dy, dist, dist - self.u_radius - self.u_radius[safe]
+        return safe, dx, dy, _norm(dx, dy) - self.u_radius - self.u_radius[safe]
 
     def _game_loop(self) -> None:
         """One of SC2's 16-per-second game loops for every unit of every battle."""
@@ -324,7 +323,7 @@ class SMACBatch:
         # the nearest ally within the acquisition radius, or any ally attacking us
         target = self.target
         attacking_me = (target[:, None, :nA] == units[nA:, None]) & alive[:, None, :nA]  # [B, nE, nA]
-        safe, _, _, _, edge = self._target_geometry(target)
+        safe, _, _, edge = self._target_geometry(target)
         t_enemy = safe[:, nA:].clip(max=nA - 1)  # enemies only ever target allies
         keep = (target[:, nA:] >= 0) & alive[self.rows, t_enemy] & (
             attacking_me[self.rows, self.enemy_index, t_enemy] | (edge[:, nA:] <= self.u_range[nA:]))
@@ -335,7 +334,7 @@ class SMACBatch:
         target[:, nA:] = np.where(alive[:, nA:], np.where(keep, target[:, nA:], acquired), -1)
 
         # fire or chase: a unit with a living target fires when in weapon range and ready
-        safe, to_x, to_y, t_dist, t_edge = self._target_geometry(target)
+        safe, to_x, to_y, t_edge = self._target_geometry(target)
         has_target = (target >= 0) & alive & alive[self.rows, safe]
         in_range = has_target & (t_edge <= self.u_range)
         fire = in_range & (self.cooldown < 1.0)
@@ -582,12 +581,12 @@ class StarCraft2Env:
         self.max_distance_x = self.max_distance_y = MAP_SIZE
         self.pathing_grid = b.pathing_grid.copy()
         self.battles_won = self.battles_game = self.timeouts = self.force_restarts = 0
-        self._episode_steps, self._terminated = 0, True
+        self._terminated = True
 
     def reset(self):
         """Start a new episode; returns (obs list, state) like SMAC."""
         self._battle.reset()
-        self._episode_steps, self._terminated = 0, False
+        self._terminated = False
         return self.get_obs(), self.get_state()
 
     def step(self, actions):
@@ -599,7 +598,6 @@ class StarCraft2Env:
         except (TypeError, ValueError):
             raise InputError(f"actions {actions!r} are not accepted; accepted: {self.n_agents} integers") from None
         _, _, _, reward, terminated, info = self._battle.step(actions)
-        self._episode_steps += 1
         won, terminated = bool(info["battle_won"][0]), bool(terminated[0])
         if terminated:
             self._terminated = True
