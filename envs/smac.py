@@ -306,35 +306,37 @@ class SMACBatch:
         self.target[:, :nA] = np.where(attack, actions - N_NO_ATTACK + nA, -1)
 
     # -- one game loop ------------------------------------------------------------------
-    def _target_geometry(self, target: np.ndarray):
-        """Offset and edge distance from every unit to its target [B, U] (index clipped at 0)."""
-        safe = target.clip(0)
-        dx = self.x[self.rows, safe] - self.x
-        dy = self.y[self.rows, safe] - self.y
-        return safe, dx, dy, _norm(dx, dy) - self.u_radius - self.u_radius[safe]
-
     def _game_loop(self) -> None:
         """One of SC2's 16-per-second game loops for every unit of every battle."""
         nA, U = self.n_agents, self.n_units
         alive, x, y, r = self.alive, self.x, self.y, self.u_radius
         units = np.arange(U)
+        dx = x[:, None, :] - x[:, :, None]  # [B, u, v]: offset from unit u to unit v
+        dy = y[:, None, :] - y[:, :, None]
+        dist = _norm(dx, dy)
+
+        def toward_target(target):
+            """Offset and edge distance from every unit to its target [B, U] (index clipped at 0)."""
+            safe = target.clip(0)
+            return (safe, dx[self.rows, units, safe], dy[self.rows, units, safe],
+                    dist[self.rows, units, safe] - r - r[safe])
 
         # enemy targeting (§8): keep a target that attacks us or is in weapon range; otherwise take
         # the nearest ally within the acquisition radius, or any ally attacking us
         target = self.target
         attacking_me = (target[:, None, :nA] == units[nA:, None]) & alive[:, None, :nA]  # [B, nE, nA]
-        safe, _, _, edge = self._target_geometry(target)
+        safe, _, _, edge = toward_target(target)
         t_enemy = safe[:, nA:].clip(max=nA - 1)  # enemies only ever target allies
         keep = (target[:, nA:] >= 0) & alive[self.rows, t_enemy] & (
             attacking_me[self.rows, self.enemy_index, t_enemy] | (edge[:, nA:] <= self.u_range[nA:]))
-        d = _norm(x[:, None, :nA] - x[:, nA:, None], y[:, None, :nA] - y[:, nA:, None])  # [B, nE, nA]
+        d = dist[:, nA:, :nA]  # enemy to ally
         candidate = alive[:, None, :nA] & (attacking_me | (d < self.acquire_range[nA:, None] + r[:nA]))
         d = np.where(candidate, d, np.inf)
         acquired = np.where(candidate.any(-1), d.argmin(-1), -1)
         target[:, nA:] = np.where(alive[:, nA:], np.where(keep, target[:, nA:], acquired), -1)
 
         # fire or chase: a unit with a living target fires when in weapon range and ready
-        safe, to_x, to_y, t_edge = self._target_geometry(target)
+        safe, to_x, to_y, t_edge = toward_target(target)
         has_target = (target >= 0) & alive & alive[self.rows, safe]
         in_range = has_target & (t_edge <= self.u_range)
         fire = in_range & (self.cooldown < 1.0)
@@ -367,10 +369,8 @@ class SMACBatch:
         self.moving &= ~(walking & ~chase & (step >= length))  # a move order reached is finished
         scale = step / np.maximum(length, 1e-9)
 
-        # collisions: push overlapping living units apart by half the overlap each
-        dx = x[:, None, :] - x[:, :, None]  # [B, u, v]: from u to v
-        dy = y[:, None, :] - y[:, :, None]
-        dist = _norm(dx, dy)
+        # collisions (positions as at the start of the loop): push overlapping living units apart
+        # by half the overlap each
         overlap = np.maximum(self.contact - dist, 0.0) * (alive[:, :, None] & alive[:, None, :])
         push = overlap / (2 * np.maximum(dist, 1e-9))
         new_x = x + walk_x * scale - np.einsum("buv,buv->bu", dx, push)  # (einsum: a fast row sum)
