@@ -23,7 +23,7 @@ import tyro
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from envs.smac import MAPS, SCRIPTED_POLICIES, SMACBatch, StarCraft2Env, scripted_actions  # noqa: E402
+from envs.smac import MAPS, SCRIPTED_POLICIES, SMACBatch, StarCraft2Env, play_scripted  # noqa: E402
 
 
 @dataclass
@@ -68,18 +68,7 @@ def single_interface(map_name: str, seconds: float) -> float:
 
 
 def behaviour(map_name: str, policy: str, n: int) -> tuple[float, float, float, float]:
-    battles = SMACBatch(map_name, n, seed=0)
-    battles.reset()
-    rng = np.random.default_rng(0)
-    returns, finished = np.zeros(n), np.zeros(n, dtype=bool)
-    won, length = np.zeros(n, dtype=bool), np.zeros(n)
-    while not finished.all():
-        *_, reward, terminated, info = battles.step(scripted_actions(battles, policy, rng))
-        returns += reward * ~finished
-        newly = terminated & ~finished
-        won |= info["battle_won"] & newly
-        length[newly] = info["episode_length"][newly]
-        finished |= terminated
+    won, returns, length = play_scripted(map_name, policy, n, seed=0)
     return won.mean(), returns.mean(), returns.std(), length.mean()
 
 

@@ -161,7 +161,7 @@ class SMACBatch:
     """
 
     def __init__(self, map_name: str, n_battles: int, seed: int = 0, auto_reset: bool = True):
-        self.spec = spec = check_map(map_name)
+        spec = check_map(map_name)
         if not isinstance(n_battles, (int, np.integer)) or n_battles <= 0:
             raise InputError(f"n_battles={n_battles!r} is not accepted; accepted: an integer >= 1")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -554,6 +554,24 @@ def scripted_actions(battles: SMACBatch, policy: str, rng: np.random.Generator) 
         retreat = (b.cooldown[:, :nA] > 4.0) & (near > 0).any(-1)
         actions = np.where(retreat, walk(away + centre), actions)
     return np.where(b.alive[:, :nA], actions, 0)
+
+
+def play_scripted(map_name: str, policy: str, n_battles: int, seed: int = 0):
+    """The first episode of each of n_battles battles played by a scripted team:
+    (won [n] bool, undiscounted return [n], episode length [n])."""
+    battles = SMACBatch(map_name, n_battles, seed)
+    battles.reset()
+    rng = np.random.default_rng(seed)
+    returns, length = np.zeros(n_battles), np.zeros(n_battles)
+    won, finished = np.zeros(n_battles, dtype=bool), np.zeros(n_battles, dtype=bool)
+    while not finished.all():
+        *_, reward, terminated, info = battles.step(scripted_actions(battles, policy, rng))
+        returns += reward * ~finished
+        newly = terminated & ~finished
+        won |= info["battle_won"] & newly
+        length[newly] = info["episode_length"][newly]
+        finished |= terminated
+    return won, returns, length
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from envs import InputError
 from envs.smac import (MAPS, SCRIPTED_POLICIES, SMACBatch, SMACParallelEnv, StarCraft2Env, make_env,
-                       scripted_actions)
+                       play_scripted, scripted_actions)
 
 HAS_REAL_SMAC = importlib.util.find_spec("smac") is not None and importlib.util.find_spec("smac.env") is not None
 BACKENDS = ["sim"] + (["sc2"] if HAS_REAL_SMAC else [])
@@ -165,39 +165,17 @@ def test_layout_and_the_2s3z_unit_type_quirk():
 
 
 def test_reward_of_a_clean_win_sums_to_20_and_random_play_loses():
-    b = SMACBatch("2s3z", 32, seed=0)
-    b.reset()
-    rng = np.random.default_rng(0)
-    returns, finished = np.zeros(32), np.zeros(32, dtype=bool)
-    won = np.zeros(32, dtype=bool)
-    while not finished.all():
-        *_, reward, terminated, info = b.step(scripted_actions(b, "focus-fire", rng))
-        returns += reward * ~finished
-        won |= info["battle_won"] & ~finished
-        finished |= terminated
+    won, returns, _ = play_scripted("2s3z", "focus-fire", 32, seed=0)
     assert won.mean() > 0.9
     assert np.allclose(returns[won], 20.0, atol=1e-4)  # all damage + 10 per kill + 200, scaled by 1020 / 20
     for map_name in MAPS:
-        b = SMACBatch(map_name, 64, seed=1)
-        b.reset()
-        wins = games = 0
-        while games < 64:
-            *_, terminated, info = b.step(scripted_actions(b, "random", rng))
-            wins, games = wins + info["battle_won"][terminated].sum(), games + terminated.sum()
-        assert wins / games < 0.05, map_name
+        won, _, _ = play_scripted(map_name, "random", 64, seed=1)
+        assert won.mean() < 0.05, map_name
 
 
 def test_kiting_stalkers_beat_five_zealots_where_standing_ones_lose():
-    rng = np.random.default_rng(0)
     for policy, low, high in (("kite", 0.9, 1.0), ("focus-fire", 0.0, 0.1)):
-        b = SMACBatch("3s_vs_5z", 32, seed=0)
-        b.reset()
-        won = np.zeros(32, dtype=bool)
-        finished = np.zeros(32, dtype=bool)
-        while not finished.all():
-            *_, terminated, info = b.step(scripted_actions(b, policy, rng))
-            won |= info["battle_won"] & ~finished
-            finished |= terminated
+        won, _, _ = play_scripted("3s_vs_5z", policy, 32, seed=0)
         assert low <= won.mean() <= high, (policy, won.mean())
 
 
