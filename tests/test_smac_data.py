@@ -1,0 +1,244 @@
+"""SMAC datasets: CFCQL's h5 layout, reproducibility, mixed's indices, the cache, the cards, the
+shipped behaviour policies, the QMIX trainer (learns, resumes exactly) and the bad inputs."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from envs import InputError
+from envs.smac import MAPS, SMACBatch
+from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, map_sizes,
+                            rollout, summarise)
+from tests.conftest import ROOT, assert_one_line_error, run_script
+
+N = 8  # episodes per tiny dataset
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """Tiny 2s3z datasets of every kind, generated once for the module."""
+    path = str(tmp_path_factory.mktemp("cache"))
+    made = {name: load_or_make("2s3z", name, 0, path, episodes=N) for name in DATASETS}
+    return path, made
+
+
+def test_h5_layout_matches_cfcql_field_by_field(cache):
+    _, made = cache
+    sizes = map_sizes("2s3z")
+    T = sizes["episode_limit"] + 1
+    for name, (path, card) in made.items():
+        with h5py.File(path, "r") as f:
+            assert set(f.keys()) == set(H5_KEYS)
+            for key, (shape, dtype) in H5_KEYS.items():
+                assert f[key].shape == (N, T) + shape(sizes), (name, key)
+                assert f[key].dtype == dtype, (name, key)
+            data = {k: f[k][()] for k in f}
+        assert not data["probs"].any()  # save_probs is never enabled in CFCQL's runs
+        for e in range(N):
+            filled = data["filled"][e, :, 0]
+            L = int(filled.sum()) - 1
+            assert filled[:L + 1].all() and not filled[L + 1:].any()
+            assert data["terminated"][e, L - 1, 0] == 1 and data["terminated"][e, :, 0].sum() == 1  # timeouts too
+            assert data["reward"][e, L:, 0].sum() == 0  # the terminal step holds no reward
+            assert data["avail_actions"][e, L].any(-1).all()  # terminal masks recorded
+            for key in ("state", "obs", "actions", "avail_actions", "reward"):
+                assert not data[key][e, L + 1:].any(), (name, key)  # zero padding
+            avail, actions = data["avail_actions"][e, :L + 1], data["actions"][e, :L + 1, :, 0]
+            assert np.take_along_axis(avail, actions[..., None], -1).all()  # every recorded action was available
+        loaded = load_h5(path, "2s3z")
+        T_used = int(data["filled"].sum(1).max())
+        assert loaded["obs"].shape == (N, T_used, 5, 80)  # trimmed to the longest episode
+        np.testing.assert_array_equal(loaded["obs"], data["obs"][:, :T_used])
+        np.testing.assert_array_equal(loaded["actions"], data["actions"][:, :T_used, :, 0])
+
+
+def test_same_seed_same_arrays_other_seed_other_arrays(cache, tmp_path):
+    _, made = cache
+    again, _ = load_or_make("2s3z", "medium_replay", 0, str(tmp_path), episodes=N)
+    other, _ = load_or_make("2s3z", "medium_replay", 1, str(tmp_path), episodes=N)
+    first, second, third = (load_h5(p, "2s3z") for p in (made["medium_replay"][0], again, other))
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+    assert not np.array_equal(first["reward"], third["reward"][:, :first["reward"].shape[1]])
+
+
+def test_mixed_is_the_same_indices_of_medium_and_expert(cache):
+    _, made = cache
+    medium, expert, mixed = (load_h5(made[k][0], "2s3z") for k in ("medium", "expert", "mixed"))
+    half = N // 2
+
+    def find(episode_obs, source):
+        hits = [i for i in range(N) if np.array_equal(source["obs"][i, :len(episode_obs)], episode_obs)]
+        assert len(hits) == 1
+        return hits[0]
+
+    T = mixed["obs"].shape[1]
+    from_medium = [find(mixed["obs"][i, :min(T, medium["obs"].shape[1])], medium) for i in range(half)]
+    from_expert = [find(mixed["obs"][half + i, :min(T, expert["obs"].shape[1])], expert) for i in range(half)]
+    assert from_medium == from_expert == sorted(from_medium)
+
+
+def test_card_numbers_match_the_arrays(cache):
+    _, made = cache
+    sizes = map_sizes("2s3z")
+    for name, (path, card) in made.items():
+        stats = summarise(episode_stats(load_h5(path, "2s3z"), sizes))
+        for key, value in stats.items():
+            assert card[key] == pytest.approx(value, rel=1e-6), (name, key)
+        assert card["episodes"] == N and card["checkpoints"] and card["code_version"]
+
+
+def test_card_win_rate_agrees_with_the_simulator():
+    """episode_stats reads wins from the terminal state; the simulator's own flag must agree."""
+    battles = SMACBatch("2s3z", 32, seed=3, auto_reset=False)
+    out = rollout(battles, load_agent(os.path.join(POLICY_DIR, "2s3z", "expert.pt"), "2s3z"),
+                  np.repeat([0.0, 0.5], 16), np.random.default_rng(0))  # greedy battles win, ε = 0.5 battles lose
+    stats = episode_stats({k: out[k] for k in ("state", "reward", "filled")}, map_sizes("2s3z"))
+    np.testing.assert_array_equal(stats["won"], out["won"])
+    np.testing.assert_array_equal(stats["length"], out["length"])
+    assert out["won"].any() and not out["won"].all()
+
+
+def test_truncated_or_corrupt_cache_is_rebuilt(cache, tmp_path, capsys):
+    _, made = cache
+    path, card = load_or_make("2s3z", "expert", 0, str(tmp_path), episodes=N)
+    original = load_h5(path, "2s3z")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    rebuilt, _ = load_or_make("2s3z", "expert", 0, str(tmp_path), episodes=N)
+    assert "rebuilding" in capsys.readouterr().out
+    for key, value in load_h5(rebuilt, "2s3z").items():
+        np.testing.assert_array_equal(value, original[key])
+    with open(path, "r+b") as f:  # one flipped byte: same size, other checksum
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    load_or_make("2s3z", "expert", 0, str(tmp_path), episodes=N)
+    assert "rebuilding" in capsys.readouterr().out
+    assert not glob.glob(os.path.join(str(tmp_path), "smac", "*.tmp"))
+
+
+@pytest.mark.parametrize("map_name", list(MAPS))
+def test_shipped_expert_beats_shipped_medium(map_name):
+    results = {}
+    for name in ("medium", "expert"):
+        battles = SMACBatch(map_name, 64, seed=7, auto_reset=False)
+        out = rollout(battles, load_agent(os.path.join(POLICY_DIR, map_name, f"{name}.pt"), map_name), 0.0, np.random.default_rng(0))
+        results[name] = (out["won"].mean(), out["reward"].sum(1).mean())
+    assert results["expert"] > results["medium"], results
+    with open(os.path.join(POLICY_DIR, map_name, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["replay"] and all(e["episodes"] > 0 and 0 <= e["epsilon"] <= 1 for e in manifest["replay"])
+    for entry in [manifest["medium"], manifest["expert"], *manifest["replay"]]:
+        assert os.path.getsize(os.path.join(POLICY_DIR, map_name, entry["file"])) < 300_000
+
+
+# ---------------------------------------------------------------------------------------
+# The QMIX trainer
+# ---------------------------------------------------------------------------------------
+QMIX = ["--map", "2s3z", "--n-envs", "16", "--updates-per-rollout", "2", "--batch-episodes", "16", "--threads", "1",
+        "--no-progress", "--test-episodes", "32"]
+
+
+def test_qmix_learns_on_2s3z(tmp_path):
+    result = run_script("tools/qmix_smac.py", *QMIX, "--total-env-steps", "15000", "--snapshot-interval", "15000",
+                        "--checkpoint-interval", "100000", "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(os.path.join(tmp_path, "2s3z_seed0", "summary.json")) as f:
+        history = json.load(f)["history"]
+    assert history[0]["t_env"] == 0 and history[-1]["t_env"] >= 15000
+    # the untrained greedy team and uniform random play both return about 3; a few thousand steps of QMIX beat them
+    assert history[-1]["test_return"] > history[0]["test_return"] + 3, history
+
+
+def test_qmix_resumes_exactly(tmp_path):
+    small = [*QMIX, "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
+             "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    assert run_script("tools/qmix_smac.py", *small, "--total-env-steps", "4500", "--runs-dir", straight).returncode == 0
+    # a run stopped after its second checkpoint, with snapshots past it, then resumed: the lost steps are replayed
+    assert run_script("tools/qmix_smac.py", *small, "--total-env-steps", "3000", "--runs-dir", killed).returncode == 0
+    resumed = run_script("tools/qmix_smac.py", *small, "--total-env-steps", "4500", "--runs-dir", killed, "--resume")
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout, resumed.stderr[-2000:]
+    a = sorted(glob.glob(os.path.join(straight, "2s3z_seed0", "snapshots", "*.pt")))
+    b = sorted(glob.glob(os.path.join(killed, "2s3z_seed0", "snapshots", "*.pt")))
+    assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b] and len(a) >= 4
+    for x, y in zip(a, b):
+        sx, sy = torch.load(x, weights_only=True)["state_dict"], torch.load(y, weights_only=True)["state_dict"]
+        assert all(torch.equal(sx[k], sy[k]) for k in sx), x
+
+
+# ---------------------------------------------------------------------------------------
+# Bad inputs
+# ---------------------------------------------------------------------------------------
+def _write_h5(path, arrays):
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value)
+
+
+def _raw(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in f}
+
+
+def test_bad_dataset_files(cache, tmp_path):
+    _, made = cache
+    raw = _raw(made["medium"][0])
+    cases = {}
+    cases["missing_key"] = {k: v for k, v in raw.items() if k != "obs"}
+    cases["nan"] = {**raw, "state": np.where(np.arange(raw["state"].size).reshape(raw["state"].shape) == 5, np.nan, raw["state"]).astype(np.float32)}
+    unavailable = raw["avail_actions"].copy()
+    np.put_along_axis(unavailable[:1, :1], raw["actions"][:1, :1], 0, -1)
+    cases["unavailable"] = {**raw, "avail_actions": unavailable}
+    cases["float_actions"] = {**raw, "actions": raw["actions"].astype(np.float32)}
+    cases["empty"] = {**raw, "filled": np.zeros_like(raw["filled"])}
+    messages = {"missing_key": "lacks the keys", "nan": "NaN", "unavailable": "unavailable", "float_actions": "dtype",
+                "empty": "filled"}
+    for name, arrays in cases.items():
+        path = str(tmp_path / f"{name}.h5")
+        _write_h5(path, arrays)
+        with pytest.raises(InputError, match=messages[name]):
+            load_h5(path, "2s3z")
+    with pytest.raises(InputError, match="needs"):  # a 2s3z file read as 3s_vs_5z
+        load_h5(made["medium"][0], "3s_vs_5z")
+    with pytest.raises(InputError, match="does not exist"):
+        load_h5(str(tmp_path / "none.h5"), "2s3z")
+    (tmp_path / "text.h5").write_text("not an h5 file")
+    with pytest.raises(InputError, match="not a readable h5"):
+        load_h5(str(tmp_path / "text.h5"), "2s3z")
+
+
+def test_bad_names_checkpoints_and_directories(tmp_path):
+    with pytest.raises(InputError, match="unknown SMAC map 'nope'.*2s3z"):
+        load_or_make("nope", "medium", 0, str(tmp_path))
+    with pytest.raises(InputError, match="unknown SMAC dataset 'good'.*medium_replay"):
+        load_or_make("2s3z", "good", 0, str(tmp_path))
+    with pytest.raises(InputError, match="needs"):  # a 2s3z agent on 5m_vs_6m
+        load_agent(os.path.join(POLICY_DIR, "2s3z", "expert.pt"), "5m_vs_6m")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(InputError, match="not a QMIX agent checkpoint"):
+        load_agent(str(tmp_path / "junk.pt"), "2s3z")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(InputError, match="cannot be written"):
+        load_or_make("2s3z", "medium", 0, str(blocker), episodes=2)
+
+
+def test_cli_bad_inputs(tmp_path):
+    assert_one_line_error(run_script("tools/qmix_smac.py", "--map", "4m", "--runs-dir", str(tmp_path)), "4m", "2s3z")
+    assert_one_line_error(run_script("tools/qmix_smac.py", "--td-lambda", "2", "--runs-dir", str(tmp_path)), "--td-lambda", "2")
+    made = subprocess.run([sys.executable, "-m", "envs.smac_data", "--map", "2s3z", "--dataset", "good", "--cache-dir",
+                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert_one_line_error(made, "good", "medium_replay")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_one_line_error(run_script("tools/qmix_smac.py", "--runs-dir", str(blocker)), "cannot be written")

@@ -1,0 +1,174 @@
+# docs: docs/smac_datasets.md
+"""Choose a map's behaviour policies from a QMIX run and ship them in envs/smac_policies/<map>/.
+
+CFCQL's recipe (../shared/docs/SMAC.md §11.1) names three kinds of behaviour policy; from the
+snapshots tools/qmix_smac.py saved, this tool picks:
+  * expert: the snapshot with the best greedy win rate (ties: return) over --eval-episodes
+    battles, among the --candidates snapshots with the best test win rates during training;
+  * medium: the snapshot before the expert whose greedy return over --eval-episodes battles is
+    closest to CFCQL's medium return mean for the map (OG-MARL's card), with a win rate below
+    the expert's;
+  * replay: the snapshots that played the last N training episodes before the medium one
+    (N = 5000; 1976 on 2s3z, as CFCQL's files), each with the number of episodes it played and
+    its mean ε, merged into at most --max-replay-checkpoints (each keeps the earliest weights of
+    the episodes it stands for).
+It writes the chosen weights, a JSON beside each, and manifest.json, which envs/smac_data.py reads.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import tyro
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from envs import InputError  # noqa: E402
+from envs.smac import SMACBatch  # noqa: E402
+from envs.smac_data import CFCQL_CARDS, EPISODES, POLICY_DIR, REPLAY_EPISODES, load_agent, rollout  # noqa: E402
+
+EVAL_SEED = 90_000_000  # battles never used by training, tests or datasets
+
+
+@dataclass
+class Args:
+    run_dir: str
+    """a tools/qmix_smac.py run directory (runs/qmix/<map>_seed<seed>): medium and replay come from it"""
+    expert_run_dir: str | None = None
+    """another run of the same map to take the expert from (default: --run-dir)"""
+    eval_episodes: int = 320
+    """greedy battles that rank the candidate snapshots"""
+    candidates: int = 8
+    """snapshots (best training test win rates) re-evaluated for the expert; also for the medium"""
+    max_replay_checkpoints: int = 20
+    """merge the replay snapshots into at most this many"""
+    policy_dir: str = POLICY_DIR
+    """where to ship (envs/smac_policies)"""
+
+
+def snapshots(run_dir: str) -> list[dict]:
+    rows = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "snapshots", "agent_*.json"))):
+        with open(path) as f:
+            rows.append({**json.load(f), "path": path[:-5] + ".pt"})
+    if not rows:
+        raise InputError(f"{run_dir!r} holds no snapshots (snapshots/agent_*.json)")
+    return rows
+
+
+def evaluate(row: dict, map_name: str, episodes: int) -> dict:
+    """Greedy win rate, return and length of one snapshot over `episodes` fresh battles."""
+    if "eval" not in row:
+        battles = SMACBatch(map_name, episodes, seed=EVAL_SEED, auto_reset=False)
+        out = rollout(battles, load_agent(row["path"], map_name), 0.0, np.random.default_rng(0))
+        row["eval"] = {"win_rate": float(out["won"].mean()), "return": float(out["reward"].sum(1).mean()),
+                       "return_std": float(out["reward"].sum(1).std()), "episode_length": float(out["length"].mean()),
+                       "episodes": episodes}
+    return row["eval"]
+
+
+def replay_window(rows: list[dict], medium_index: int, n_episodes: int, max_checkpoints: int) -> list[dict]:
+    """The snapshots that played the last n_episodes training episodes before snapshot medium_index.
+
+    Snapshot k's weights played the episodes counted in snapshot k+1's `episodes_since_previous`."""
+    window = []
+    remaining = n_episodes
+    for k in range(medium_index - 1, -1, -1):
+        played = rows[k + 1]["episodes_since_previous"]
+        take = min(played, remaining)
+        if take > 0:
+            window.append({"row": rows[k], "episodes": take, "epsilon": rows[k + 1]["mean_epsilon_since_previous"]})
+            remaining -= take
+        if remaining == 0:
+            break
+    window.reverse()
+    # merge neighbours: each group keeps its earliest snapshot, the sum of the episodes, the mean ε
+    groups = np.array_split(np.arange(len(window)), min(max_checkpoints, len(window)))
+    merged = []
+    for group in groups:
+        parts = [window[i] for i in group]
+        count = sum(p["episodes"] for p in parts)
+        merged.append({"row": parts[0]["row"], "episodes": count,
+                       "epsilon": sum(p["episodes"] * p["epsilon"] for p in parts) / count})
+    return merged
+
+
+def curve(rows: list[dict]) -> list[dict]:
+    return [{k: r[k] for k in ("t_env", "test_win_rate", "test_return", "test_episode_length", "epsilon")} for r in rows]
+
+
+def describe(row: dict, file: str) -> dict:
+    keys = ("t_env", "episodes", "updates", "epsilon", "test_win_rate", "test_return", "test_episode_length")
+    return {"file": file, **{k: row[k] for k in keys}, "eval": row.get("eval")}
+
+
+def main(args: Args) -> dict:
+    rows = snapshots(args.run_dir)
+    map_name = rows[0]["map"]
+    expert_rows = snapshots(args.expert_run_dir) if args.expert_run_dir else rows
+    if expert_rows[0]["map"] != map_name:
+        raise InputError(f"--expert-run-dir is a run on {expert_rows[0]['map']}, --run-dir on {map_name}")
+    # expert: re-evaluate the best few snapshots of training, keep the best
+    ranked = sorted(expert_rows, key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True)[:args.candidates]
+    expert = max(ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes)["win_rate"], r["eval"]["return"]))
+    # medium: the snapshot whose return is nearest CFCQL's medium return, before the expert (same run) and below it
+    target = CFCQL_CARDS[(map_name, "medium")][0]
+    limit = expert["t_env"] if expert_rows is rows else float("inf")
+    before = [r for r in rows if 0 < r["t_env"] < limit]
+    near = sorted(before, key=lambda r: abs(r["test_return"] - target))[:args.candidates]
+    for r in near:
+        evaluate(r, map_name, args.eval_episodes)
+    near = [r for r in near if r["eval"]["win_rate"] < expert["eval"]["win_rate"]] or near
+    medium = min(near, key=lambda r: abs(r["eval"]["return"] - target))
+    n_replay = REPLAY_EPISODES.get(map_name, EPISODES["medium_replay"])
+    replay = replay_window(rows, rows.index(medium), n_replay, args.max_replay_checkpoints)
+
+    out_dir = os.path.join(args.policy_dir, map_name)
+    tmp = out_dir + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    shutil.copyfile(expert["path"], os.path.join(tmp, "expert.pt"))
+    shutil.copyfile(medium["path"], os.path.join(tmp, "medium.pt"))
+    entries = []
+    for item in replay:
+        file = f"replay_{item['row']['t_env']:010d}.pt"
+        shutil.copyfile(item["row"]["path"], os.path.join(tmp, file))
+        entries.append({**describe(item["row"], file), "episodes": item["episodes"], "epsilon": item["epsilon"]})
+    with open(os.path.join(rows[0]["path"][:-3] + ".json")) as f:
+        trainer_args = json.load(f)["args"]
+    manifest = {
+        "map": map_name, "source_run": os.path.basename(os.path.normpath(args.run_dir)),
+        "expert_run": os.path.basename(os.path.normpath(args.expert_run_dir or args.run_dir)),
+        "trainer_args": trainer_args, "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
+        "cfcql_medium_return": target, "eval_episodes": args.eval_episodes,
+        "expert": describe(expert, "expert.pt"), "medium": describe(medium, "medium.pt"),
+        "replay": entries, "replay_episodes": sum(e["episodes"] for e in entries),
+        "curve": curve(rows),
+    }
+    if args.expert_run_dir:
+        manifest["expert_curve"] = curve(expert_rows)
+    for name in ("expert", "medium"):
+        with open(os.path.join(tmp, f"{name}.json"), "w") as f:
+            json.dump({**manifest[name], "map": map_name, "trainer_args": trainer_args}, f, indent=1)
+    with open(os.path.join(tmp, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    print(f"{map_name}: expert t_env {expert['t_env']} win {expert['eval']['win_rate']:.3f} return {expert['eval']['return']:.2f}; "
+          f"medium t_env {medium['t_env']} win {medium['eval']['win_rate']:.3f} return {medium['eval']['return']:.2f} "
+          f"(CFCQL {target}); replay {len(entries)} checkpoints, {manifest['replay_episodes']} episodes -> {out_dir}")
+    return manifest
+
+
+if __name__ == "__main__":
+    cli_args = tyro.cli(Args)
+    try:
+        main(cli_args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
