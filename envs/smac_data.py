@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from envs import InputError
-from envs.smac import MAPS, SMACBatch, check_map
+from envs.smac import MAPS, SMACBatch, check_map, scripted_actions
 
 DATASETS = ("medium", "medium_replay", "expert", "mixed")
 EPISODES = {"medium": 5000, "expert": 5000, "mixed": 5000, "medium_replay": 5000}
@@ -141,8 +141,10 @@ def epsilon_greedy(q: np.ndarray, avail: np.ndarray, epsilon, rng: np.random.Gen
 
 
 @torch.no_grad()
-def rollout(battles: SMACBatch, agent: QMIXAgent, epsilon, rng: np.random.Generator, device="cpu") -> dict:
-    """One episode in each battle (reset first), recorded in CFCQL's layout (§11.1).
+def rollout(battles: SMACBatch, agent: QMIXAgent | None, epsilon, rng: np.random.Generator, device="cpu",
+            scripted: str | None = None) -> dict:
+    """One episode in each battle (reset first), recorded in CFCQL's layout (§11.1): the agent
+    ε-greedy, or a scripted team of envs.smac (`scripted`, with agent None).
 
     Arrays [B, T, ...] with T = episode_limit + 1: time step t < L holds the obs, state and masks
     before action t, the action, reward r_t and `terminated` (1 at t = L−1, timeouts included);
@@ -159,8 +161,11 @@ def rollout(battles: SMACBatch, agent: QMIXAgent, epsilon, rng: np.random.Genera
     hidden = None
     for t in range(T):
         running = length < 0
-        q, hidden = agent(agent.inputs(torch.as_tensor(obs, device=device)[:, None], last), hidden)
-        actions = epsilon_greedy(q[:, 0].cpu().numpy(), avail, epsilon, rng)
+        if scripted is None:
+            q, hidden = agent(agent.inputs(torch.as_tensor(obs, device=device)[:, None], last), hidden)
+            actions = epsilon_greedy(q[:, 0].cpu().numpy(), avail, epsilon, rng)
+        else:
+            actions = scripted_actions(battles, scripted, rng)
         recording = running | (length == t)  # the battles still playing, and those at their terminal step
         for key, value in (("state", state), ("obs", obs), ("avail_actions", avail), ("actions", actions)):
             out[key][recording, t] = value[recording]
@@ -301,6 +306,16 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def policy_fingerprint(map_name: str, policy_dir: str = POLICY_DIR) -> str:
+    """sha256 of a map's shipped manifest and weights: a cached dataset made from other policies is rebuilt."""
+    digest = hashlib.sha256()
+    folder = os.path.join(policy_dir, map_name)
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        with open(os.path.join(folder, name), "rb") as f:
+            digest.update(name.encode() + f.read())
+    return digest.hexdigest()
+
+
 def code_version() -> str:
     """The git commit of this checkout (with '+dirty' for uncommitted changes), or 'unknown'."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -313,7 +328,7 @@ def code_version() -> str:
         return "unknown"
 
 
-class _H5Writer:
+class H5Writer:
     """Episodes appended in CFCQL's layout to a new h5 file (lzf-compressed chunks of one episode)."""
 
     def __init__(self, path: str, n: int, sizes: dict):
@@ -373,7 +388,7 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
     n = episodes or (REPLAY_EPISODES.get(map_name, EPISODES[name]) if name == "medium_replay" else EPISODES[name])
     if name == "mixed" and n % 2:
         raise InputError(f"a mixed dataset takes half its episodes from medium and half from expert: episodes={n} must be even")
-    writer = _H5Writer(path, n, sizes)
+    writer = H5Writer(path, n, sizes)
     try:
         if name in ("medium", "expert"):
             checkpoints = [manifest[name]]
@@ -442,12 +457,15 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
         try:
             with open(card_path) as f:
                 card = json.load(f)
-            if os.path.getsize(path) == card["file_bytes"] and _sha256(path) == card["sha256"]:
+            if card["policy_sha256"] != policy_fingerprint(map_name, policy_dir):
+                reason = "the shipped behaviour policies changed since it was made"
+            elif os.path.getsize(path) == card["file_bytes"] and _sha256(path) == card["sha256"]:
                 return path, card
-            reason = "its checksum does not match its card"
+            else:
+                reason = "its checksum does not match its card"
         except (OSError, ValueError, KeyError) as error:
             reason = f"{type(error).__name__}: {error}"
-        print(f"warning: dataset cache {path!r} is incomplete or corrupt ({reason}); rebuilding it")
+        print(f"warning: dataset cache {path!r} cannot be used ({reason}); rebuilding it")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         handle, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=os.path.dirname(path))
@@ -462,6 +480,7 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
         card["generation_time_s"] = time.time() - start
         card["how"] = HOW[name]
         card["file_bytes"], card["sha256"] = os.path.getsize(tmp), _sha256(tmp)
+        card["policy_sha256"] = policy_fingerprint(map_name, policy_dir)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -16,7 +16,7 @@ from envs import InputError
 from envs.smac import MAPS, SMACBatch
 from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, map_sizes,
                             rollout, summarise)
-from tests.conftest import ROOT, assert_one_line_error, run_script
+from conftest import ROOT, assert_one_line_error, run_script
 
 N = 8  # episodes per tiny dataset
 

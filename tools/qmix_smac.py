@@ -313,7 +313,9 @@ def main(args: Args) -> dict:
         print(f"resumed {run_dir} at {t_env} env steps ({episodes} episodes, {updates} updates)")
 
     writer = SummaryWriter(run_dir)
-    start, timings = time.time(), {"rollout": 0.0, "update": 0.0, "test": 0.0}
+    # wall time and its split carry over a resume, so rates read off the snapshots stay true
+    elapsed, timings = (saved["wall_time_s"], saved["timings_s"]) if args.resume else (0.0, {"rollout": 0.0, "update": 0.0, "test": 0.0})
+    start = time.time() - elapsed
     bar = tqdm(total=args.total_env_steps, initial=min(t_env, args.total_env_steps), disable=not args.progress,
                desc=f"qmix {args.map}", unit="step")
     while True:
@@ -383,7 +385,8 @@ def main(args: Args) -> dict:
                 "since_snapshot": since_snapshot, "agent": agent.state_dict(), "mixer": mixer.state_dict(),
                 "target_agent": target_agent.state_dict(), "target_mixer": target_mixer.state_dict(),
                 "optimiser": optimiser.state_dict(), "np_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "battle_episodes": battles.episode.copy(), "test_battle_episodes": test_battles.episode.copy()}, buffer)
+                "battle_episodes": battles.episode.copy(), "test_battle_episodes": test_battles.episode.copy(),
+                "wall_time_s": time.time() - start, "timings_s": dict(timings)}, buffer)
             next_checkpoint += args.checkpoint_interval
     bar.close()
     writer.close()

@@ -99,7 +99,8 @@ def replay_window(rows: list[dict], medium_index: int, n_episodes: int, max_chec
 
 
 def curve(rows: list[dict]) -> list[dict]:
-    return [{k: r[k] for k in ("t_env", "test_win_rate", "test_return", "test_episode_length", "epsilon")} for r in rows]
+    keys = ("t_env", "updates", "wall_time_s", "test_win_rate", "test_return", "test_episode_length", "epsilon")
+    return [{k: r[k] for k in keys} for r in rows]
 
 
 def describe(row: dict, file: str) -> dict:

@@ -1,0 +1,683 @@
+# docs: README.md ("inspo_smac.py"), docs/algorithm.md and docs/smac_datasets.md
+"""InSPO (In-Sample Sequential Policy Optimization, Liu et al., AAAI 2025) on SMAC (Table 4).
+
+SMAC is the StarCraft Multi-Agent Challenge; by default this script needs no StarCraft II: the
+datasets are CFCQL's four kinds (medium, medium_replay, expert, mixed) made on the built-in
+simulator from shipped QMIX behaviour policies (envs/smac_data.py, generated and cached on first
+use), and evaluation runs on the same simulator (envs/smac.py). `--dataset-file` reads one of
+CFCQL's original h5 files instead, `--env-backend sc2` evaluates in the real game.
+
+The whole pipeline is in this file, in the order of Algorithm 1:
+  1. behaviour cloning of each agent's recurrent µ^i (Eq. 21) and of the teammates' joint µ^-i (Eq. 22),
+  2-4. the importance ratio ρ (Eq. 23) of every time step of a batch of episodes, and the steps
+       that enter the losses drawn ∝ ρ,
+  5. the local critic Q^i(s, a^i) with the soft, KL- and entropy-regularised target (Eq. 24),
+  6. the sequential, in-sample policy extraction (Eq. 20), one agent after another,
+  7. the decaying entropy temperature β, 8. the auto-tuned α (Eq. 25), 9. the update order.
+
+Choices this script makes where the paper is silent (docs/algorithm.md has the reasons):
+  * policies and µ^i are CFCQL's RNN agent, one per agent (separate parameters): obs ‖ one-hot
+    last action ‖ one-hot agent id → 64 → ReLU → GRU 64 → action logits, unavailable actions
+    masked, unrolled over whole episodes (nn.GRU runs the GRU cell over the sequence in one call);
+  * a gradient update draws --batch-episodes episodes, unrolls every policy over them, computes ρ
+    for every filled time step, then draws --batch-size time steps ∝ ρ for agent i's critic and
+    actor losses (importance resampling within the batch);
+  * γ = 0.99; `terminated` (wins, defeats and, in CFCQL's files, timeouts) ends bootstrapping;
+  * auto-α on (the paper's SMAC setting), Eq. 25 as the Lagrangian that RAISES α when KL > D̄_KL;
+  * β_0 = 0 by default: as on Bridge, an entropy bonus β·H(π) ≈ 2β per step competes with rewards
+    of about 0.1-1 per step;
+  * π^0 = µ: each policy starts as a copy of its behaviour model;
+  * evaluation is greedy by default (CFCQL's protocol); win rate over all episodes as one batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import trange
+
+from envs import InputError
+from envs.smac import MAPS, SMACBatch, make_env
+from envs.smac_data import DATASETS, default_cache_dir, episode_stats, format_card, load_h5, load_or_make, map_sizes, summarise
+
+
+@dataclass
+class Args:
+    exp_name: str = "inspo_smac"
+    """the name of this experiment (part of the run name)"""
+    seed: int = 0
+    """seed of the networks, the minibatches and the evaluation (>= 0)"""
+    torch_deterministic: bool = True
+    """sets `torch.backends.cudnn.deterministic`"""
+    cuda: bool = False
+    """run the networks on the GPU when one is available"""
+    track: bool = False
+    """log to Weights & Biases as well as TensorBoard (wandb is imported only then)"""
+    wandb_project_name: str = "inspo"
+    """the wandb project, with --track"""
+    wandb_entity: str | None = None
+    """the wandb entity (team), with --track"""
+    runs_dir: str = "runs"
+    """where TensorBoard logs, checkpoints and summary.json go (runs/<run_name>/)"""
+    progress: bool = True
+    """show a tqdm progress bar"""
+    checkpoint_interval: int = 500
+    """write runs/<run_name>/checkpoint.pt (atomically) every this many iterations (>= 1)"""
+    resume: str | None = None
+    """a checkpoint.pt to resume from (same configuration; --num-updates may grow)"""
+
+    # Algorithm specific arguments
+    map: str = "3s_vs_5z"
+    """SMAC map: 2s3z, 3s_vs_5z, 5m_vs_6m or 6h_vs_8z"""
+    dataset: str = "mixed"
+    """medium, medium_replay, expert or mixed (CFCQL's four datasets, generated on the built-in simulator)"""
+    dataset_file: str | None = None
+    """one of CFCQL's original h5 files (e.g. 3s_vs_5z_mixed.h5) instead of the generated dataset"""
+    dataset_seed: int = 0
+    """seed of the generated dataset (>= 0)"""
+    dataset_episodes: int | None = None
+    """episodes of the generated dataset (default: CFCQL's 5000; 1976 for 2s3z medium_replay)"""
+    cache_dir: str | None = None
+    """where generated datasets and their cards are cached (default: $INSPO_CACHE or ~/.cache/inspo)"""
+    env_backend: Literal["builtin", "sc2"] = "builtin"
+    """evaluate on the built-in simulator, or in StarCraft II through SMAC (installed from its source repository)"""
+    sequential: bool = True
+    """sequential updates (InSPO); --no-sequential is the simultaneous-update ablation"""
+    update_order: Literal["random", "fixed", "semi-greedy"] = "random"
+    """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
+    num_updates: int = 1000
+    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps)"""
+    bc_updates: int = 1000
+    """gradient updates of behaviour cloning (µ^i and µ^-i) before training"""
+    batch_episodes: int = 32
+    """episodes unrolled per iteration (and per behaviour-cloning update)"""
+    batch_size: int = 256
+    """time steps drawn ∝ ρ from those episodes for each agent's critic and actor losses"""
+    hidden_dim: int = 256
+    """width of the 3 hidden ReLU layers of the critics and of µ^-i"""
+    rnn_hidden: int = 64
+    """width of the recurrent policies and behaviour models (CFCQL's RNN agent: 64)"""
+    learning_rate: float = 5e-4
+    """Adam learning rate of the policies, critics and behaviour models (> 0)"""
+    gamma: float = 0.99
+    """discount, in [0, 1]"""
+    tau: float = 0.005
+    """soft-update rate of the target critics, in (0, 1]"""
+    alpha: float = 0.1
+    """KL temperature α (the initial value with --autotune-alpha), >= 0"""
+    autotune_alpha: bool = True
+    """learn α so that the mean KL(π^i || µ^i) tracks --target-kl (Eq. 25; the paper's SMAC setting)"""
+    target_kl: float = 0.18
+    """the KL target D̄_KL of auto-tuned α (>= 0)"""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log α (> 0)"""
+    beta_0: float = 0.0
+    """initial entropy temperature β (>= 0; see the docstring for the default)"""
+    beta_decay: float = 0.995
+    """β is multiplied by this after every iteration, in [0, 1]"""
+    cql_alpha: float = 0.1
+    """weight of the CQL term of the critic loss (Eq. 24), >= 0"""
+    weight_clip: float = 100.0
+    """maximum of the policy-extraction weight exp((A − β log µ)/(α+β)), > 0"""
+    eval_episodes: int = 32
+    """battles per evaluation during training (the paper's protocol)"""
+    final_eval_episodes: int = 320
+    """battles of the final evaluation"""
+    eval_interval: int = 250
+    """evaluate (and log) every this many iterations"""
+    eval_greedy: bool = True
+    """greedy evaluation (argmax over the available actions, CFCQL's protocol); --no-eval-greedy samples"""
+
+
+def check_args(args: Args) -> None:
+    """Reject impossible settings with one line that names the value and what is accepted."""
+    if args.map not in MAPS:
+        raise InputError(f"unknown SMAC map {args.map!r}; accepted: {', '.join(MAPS)}")
+    if args.dataset not in DATASETS:
+        raise InputError(f"unknown SMAC dataset {args.dataset!r}; accepted: {', '.join(DATASETS)}")
+    for name, low, high, open_low in (("alpha", 0, None, False), ("target_kl", 0, None, False), ("beta_0", 0, None, False),
+                                      ("cql_alpha", 0, None, False), ("tau", 0, 1, True), ("learning_rate", 0, None, True),
+                                      ("alpha_lr", 0, None, True), ("gamma", 0, 1, False), ("beta_decay", 0, 1, False),
+                                      ("weight_clip", 0, None, True)):
+        value = getattr(args, name)
+        if not np.isfinite(value) or value < low or (open_low and value == low) or (high is not None and value > high):
+            accepted = ("a number in " + ("(" if open_low else "[") + f"{low}, {high}]") if high is not None else \
+                f"a finite number {'>' if open_low else '>='} {low}"
+            raise InputError(f"--{name.replace('_', '-')} {value} is not accepted; accepted: {accepted}")
+    if args.alpha + args.beta_0 <= 0:
+        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; give α > 0")
+    for name in ("num_updates", "bc_updates", "batch_episodes", "batch_size", "hidden_dim", "rnn_hidden", "eval_episodes",
+                 "final_eval_episodes", "eval_interval", "checkpoint_interval"):
+        if getattr(args, name) <= 0:
+            raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)} is not accepted; accepted: an integer >= 1")
+    if args.seed < 0 or args.dataset_seed < 0:
+        raise InputError(f"--seed {args.seed} / --dataset-seed {args.dataset_seed} is not accepted; accepted: an integer >= 0")
+    if args.resume is not None and not os.path.isfile(args.resume):
+        raise InputError(f"--resume {args.resume!r}: no such checkpoint file")
+
+
+# ---------------------------------------------------------------------------------------
+def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+
+def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    # a large finite negative (not -inf) keeps 0 * log 0 = 0 in entropies and KLs
+    return torch.log_softmax(logits.masked_fill(avail == 0, -1e9), dim=-1)
+
+
+class RecurrentPolicy(nn.Module):
+    """π^i(a|τ^i) and µ^i(a|τ^i): CFCQL's RNN agent, log-probabilities over the available actions."""
+
+    def __init__(self, in_dim: int, n_actions: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden)
+        self.rnn = nn.GRU(hidden, hidden, batch_first=True)  # the GRUCell unrolled over time in one call
+        self.fc2 = nn.Linear(hidden, n_actions)
+
+    def forward(self, inputs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None = None):
+        """inputs [B, T, in], avail [B, T, A] -> (log π [B, T, A], hidden [1, B, H])."""
+        out, hidden = self.rnn(torch.relu(self.fc1(inputs)), hidden)
+        return masked_log_softmax(self.fc2(out), avail), hidden
+
+
+def policy_inputs(obs: torch.Tensor, last_actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """obs [B, T, N, O] ‖ one-hot last action (zeros at t = 0, last_actions −1) ‖ one-hot agent id."""
+    last = F.one_hot(last_actions.clamp(min=0), n_actions).float() * (last_actions >= 0)[..., None]
+    ids = torch.eye(obs.shape[2], device=obs.device).expand(*obs.shape[:3], obs.shape[2])
+    return torch.cat([obs, last, ids], -1)
+
+
+class JointBehaviour(nn.Module):
+    """µ^-i(a^-i|s) of Eq. 22: an autoregressive model over the teammates in index order.
+
+    µ^-i(a^-i|s) = Π_{j≠i} µ_AR(a^j | s, a^{j'} for j' < j, j' ≠ i). Input: the state, the
+    one-hot actions of the conditioning teammates (zeros for the others) and a one-hot of j.
+    """
+
+    def __init__(self, state_dim: int, n_agents: int, n_actions: int, hidden: int):
+        super().__init__()
+        self.n_agents, self.n_actions = n_agents, n_actions
+        self.net = mlp(state_dim + n_agents * n_actions + n_agents, n_actions, hidden)
+        j = torch.arange(n_agents)
+        # given[i, j, j'] = 1 when agent j' is an input of µ_AR(a^j | ...) with agent i left out
+        given = (j[None, None, :] < j[None, :, None]) & (j[None, None, :] != j[:, None, None])
+        self.register_buffer("given", given.float())
+        self.register_buffer("eye", torch.eye(n_agents))
+
+    def log_prob(self, state, actions, avail, i: int) -> torch.Tensor:
+        """log µ^-i(a^-i|s) for the joint action of everybody but agent i, shape [B]."""
+        others = [j for j in range(self.n_agents) if j != i]
+        onehot = F.one_hot(actions, self.n_actions).float()  # [B, N, A]
+        cond = onehot[:, None] * self.given[i, others][None, :, :, None]  # [B, N-1, N, A]
+        x = torch.cat([state[:, None].expand(-1, len(others), -1), cond.flatten(2),
+                       self.eye[others][None].expand(len(state), -1, -1)], dim=-1)
+        logp = masked_log_softmax(self.net(x), avail[:, others])
+        return logp.gather(-1, actions[:, others, None]).squeeze(-1).sum(-1)
+
+
+class Critic(nn.Module):
+    """The local critic Q^i(s, ·): one output per action of agent i, on the global state."""
+
+    def __init__(self, state_dim: int, n_actions: int, hidden: int):
+        super().__init__()
+        self.net = mlp(state_dim, n_actions, hidden)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state)
+
+
+def adam(params, lr: float) -> torch.optim.Adam:
+    # the fused kernel halves the optimiser's cost for these small networks on a CPU
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Data: whole episodes, and the time steps that are transitions
+# ---------------------------------------------------------------------------------------
+def episode_tensors(arrays: dict, device) -> dict:
+    """CFCQL's per-episode arrays as tensors [E, T, ...]; `valid` marks the transitions t < L."""
+    filled = torch.as_tensor(arrays["filled"], device=device)
+    actions = torch.as_tensor(arrays["actions"], device=device)
+    return {"state": torch.as_tensor(arrays["state"], device=device), "obs": torch.as_tensor(arrays["obs"], device=device),
+            "actions": actions, "avail": torch.as_tensor(arrays["avail_actions"], device=device).bool(),
+            "last_actions": torch.cat([torch.full_like(actions[:, :1], -1), actions[:, :-1]], 1),
+            "reward": torch.as_tensor(arrays["reward"], device=device),
+            "done": torch.as_tensor(arrays["terminated"], device=device).float(),
+            "valid": torch.cat([filled[:, 1:], torch.zeros_like(filled[:, :1])], 1).bool(),  # t < L: filled at t + 1
+            "length": filled.sum(1) - 1}
+
+
+def episode_batch(data: dict, idx: torch.Tensor) -> dict:
+    """Episodes idx, cut to the longest of them (+1 for its terminal step), with the policies' inputs."""
+    T = int(data["length"][idx].max()) + 1
+    batch = {k: v[idx, :T] for k, v in data.items() if k != "length"}
+    batch["inputs"] = policy_inputs(batch["obs"], batch["last_actions"], batch["avail"].shape[-1])
+    return batch
+
+
+def unroll(policy: RecurrentPolicy, batch: dict, i: int) -> torch.Tensor:
+    """log π^i(·|τ^i_t) for every time step of a batch of whole episodes [B, T, A] (hidden state from t = 0)."""
+    return policy(batch["inputs"][:, :, i], batch["avail"][:, :, i])[0]
+
+
+def taken(logp: torch.Tensor, batch: dict, i: int) -> torch.Tensor:
+    """log π^i(a^i_t|τ^i_t) of the dataset's action at every time step [B, T]."""
+    return logp.gather(-1, batch["actions"][:, :, i, None]).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------------------
+# The algorithm's steps
+# ---------------------------------------------------------------------------------------
+def behaviour_cloning(data, behaviours, joint_behaviour, args, generator):
+    """Eq. 21 and 22: maximum likelihood of the dataset actions, unavailable actions masked: µ^i over
+    whole episodes, µ^-i on --batch-size transitions drawn from them."""
+    n_agents, n_actions = data["actions"].shape[2], data["avail"].shape[3]
+    optimiser = adam([p for m in [*behaviours, joint_behaviour] for p in m.parameters()], args.learning_rate)
+    for _ in range(args.bc_updates):
+        idx = torch.randint(len(data["reward"]), (args.batch_episodes,), generator=generator, device=data["reward"].device)
+        batch = episode_batch(data, idx)
+        valid = batch["valid"]
+        steps = torch.randint(int(valid.sum()), (args.batch_size,), generator=generator, device=valid.device)
+        state, actions, avail = (batch[k][valid][steps] for k in ("state", "actions", "avail"))
+        loss = 0.0
+        for i in range(n_agents):
+            loss = loss - taken(unroll(behaviours[i], batch, i), batch, i)[valid].mean()
+            loss = loss - joint_behaviour.log_prob(state, actions, avail, i).mean() / (n_agents - 1)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def behaviour_tables(data, behaviours, joint_behaviour, chunk: int = 256):
+    """µ is fixed after BC: tabulate log µ^i(·|τ^i_t) [E, T, N, A] and log µ^-i(a^-i_t|s_t) [E, T, N]
+    (the latter at the transitions only: it is the costly one, N(N−1) conditionals per step)."""
+    E, T, n_agents, n_actions = data["avail"].shape
+    device = data["reward"].device
+    data["log_mu"] = torch.zeros(E, T, n_agents, n_actions, device=device)
+    data["log_mu_others"] = torch.zeros(E, T, n_agents, device=device)
+    for start in range(0, E, chunk):
+        idx = torch.arange(start, min(start + chunk, E), device=device)
+        batch = {"inputs": policy_inputs(data["obs"][idx], data["last_actions"][idx], n_actions), "avail": data["avail"][idx]}
+        for i in range(n_agents):
+            data["log_mu"][idx, :, i] = unroll(behaviours[i], batch, i)
+    where = data["valid"].nonzero(as_tuple=True)
+    for start in range(0, len(where[0]), 16 * chunk):
+        e, t = where[0][start:start + 16 * chunk], where[1][start:start + 16 * chunk]
+        for i in range(n_agents):
+            data["log_mu_others"][e, t, i] = joint_behaviour.log_prob(data["state"][e, t], data["actions"][e, t], data["avail"][e, t], i)
+
+
+def importance_ratio(log_pi_taken: torch.Tensor, log_mu_others: torch.Tensor, i: int) -> torch.Tensor:
+    """Eq. 23: log ρ^i = (1/(N−1)) [Σ_{j≠i} log π^j(a^j|τ^j) − log µ^-i(a^-i|s)] (geometric mean, log space).
+    log_pi_taken [..., N] holds every agent's current log π of its dataset action."""
+    n_agents = log_pi_taken.shape[-1]
+    others = log_pi_taken.sum(-1) - log_pi_taken[..., i]
+    return (others - log_mu_others[..., i]) / (n_agents - 1)
+
+
+def resample(log_rho: torch.Tensor, valid: torch.Tensor, args, generator) -> torch.Tensor:
+    """Importance resampling (Schlegel et al. 2019): --batch-size time steps of the batch drawn ∝ ρ
+    among its transitions; returns flat indices into [B * T]."""
+    weights = torch.softmax(log_rho.masked_fill(~valid, -torch.inf).flatten(), 0)
+    return torch.multinomial(weights, args.batch_size, replacement=True, generator=generator)
+
+
+def critic_loss(batch, steps, i: int, critic, target_critic, logp_before, alpha: float, beta: float, args) -> torch.Tensor:
+    """Eq. 24 at the resampled steps: TD error to the soft target plus α_CQL (logsumexp Q − E_µ Q).
+    logp_before: agent i's log π [B, T, A] before its update in this iteration (the target's policy)."""
+    B, T = batch["reward"].shape
+    b, t = steps // T, steps % T
+    state, avail, a = batch["state"][b, t], batch["avail"][b, t, i], batch["actions"][b, t, i]
+    with torch.no_grad():
+        next_logp = logp_before[b, t + 1]
+        next_pi = next_logp.exp()
+        next_v = (next_pi * target_critic(batch["state"][b, t + 1])).sum(-1)
+        kl = (next_pi * (next_logp - batch["log_mu"][b, t + 1, i])).sum(-1)
+        entropy = -(next_pi * next_logp).sum(-1)
+        y = batch["reward"][b, t] + args.gamma * (1 - batch["done"][b, t]) * (next_v - alpha * kl + beta * entropy)
+    q = critic(state)
+    td = F.mse_loss(q.gather(1, a[:, None]).squeeze(1), y)
+    cql = (torch.logsumexp(q.masked_fill(~avail, -1e9), -1) - (batch["log_mu"][b, t, i].exp() * q).sum(-1)).mean()
+    return td + args.cql_alpha * cql
+
+
+def actor_loss(batch, steps, i: int, logp, target_critic, alpha: float, beta: float, args) -> torch.Tensor:
+    """Eq. 20 at the resampled steps: −E_{D_ρ}[w log π^i(a^i|τ^i)], only dataset actions enter log π.
+    logp: agent i's log π [B, T, A], unrolled with gradients."""
+    T = batch["reward"].shape[1]
+    b, t = steps // T, steps % T
+    a = batch["actions"][b, t, i]
+    logp = logp[b, t]
+    with torch.no_grad():
+        q = target_critic(batch["state"][b, t])
+        advantage = q.gather(1, a[:, None]).squeeze(1) - (logp.exp() * q).sum(-1)
+        log_w = (advantage - beta * batch["log_mu"][b, t, i].gather(1, a[:, None]).squeeze(1)) / (alpha + beta)
+        weight = log_w.clamp(max=np.log(args.weight_clip)).exp()
+    return -(weight * logp.gather(1, a[:, None]).squeeze(1)).mean()
+
+
+def mean_kl(batch, logps) -> torch.Tensor:
+    """Mean over agents of E_τ KL(π^i(·|τ) || µ^i(·|τ)) over the batch's transitions (the quantity Eq. 25 constrains)."""
+    valid = batch["valid"]
+    kls = [(logp.exp() * (logp - batch["log_mu"][:, :, i])).sum(-1)[valid].mean() for i, logp in enumerate(logps)]
+    return torch.stack(kls).mean()
+
+
+def alpha_loss(log_alpha: torch.Tensor, kl: torch.Tensor, target_kl: float) -> torch.Tensor:
+    """Eq. 25 as a Lagrangian: gradient descent raises α while KL > D̄_KL (the paper prints the opposite sign)."""
+    return log_alpha * (target_kl - kl.detach())
+
+
+@torch.no_grad()
+def expected_advantages(batch, logps, target_critics) -> np.ndarray:
+    """Semi-greedy order (Wang et al. 2023): E_D[Q̄^i(s,a^i) − Σ_a π^i(a|τ) Q̄^i(s,a)] per agent."""
+    valid = batch["valid"]
+    state = batch["state"][valid]
+    out = []
+    for i, (logp, critic) in enumerate(zip(logps, target_critics)):
+        q = critic(state)
+        pi = logp[valid].exp()
+        out.append(float((q.gather(1, batch["actions"][valid][:, i, None]).squeeze(1) - (pi * q).sum(-1)).mean()))
+    return np.array(out)
+
+
+def update_order(args, n_agents: int, rng: np.random.Generator, advantages=None) -> list[int]:
+    """Algorithm 1, line 4: a random permutation (default), the fixed order, or semi-greedy
+    (the agent with the largest expected advantage first, the rest in random order)."""
+    if args.update_order == "fixed":
+        return list(range(n_agents))
+    order = [int(i) for i in rng.permutation(n_agents)]
+    if args.update_order == "semi-greedy":
+        first = int(np.argmax(advantages))
+        order = [first] + [i for i in order if i != first]
+    return order
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation in the environment, checkpoints
+# ---------------------------------------------------------------------------------------
+@torch.no_grad()
+def act(policies, obs, avail, last_actions, hidden, greedy: bool, generator, device):
+    """One step of every agent's recurrent policy for B battles: obs [B, N, O], avail [B, N, A], last [B, N]."""
+    n_actions = avail.shape[-1]
+    inputs = policy_inputs(torch.as_tensor(obs, device=device)[:, None], torch.as_tensor(last_actions, device=device)[:, None],
+                           n_actions)
+    avail = torch.as_tensor(avail, device=device)[:, None]
+    actions = []
+    for i, policy in enumerate(policies):
+        logp, hidden[i] = policy(inputs[:, :, i], avail[:, :, i], hidden[i])
+        logp = logp[:, 0]
+        actions.append(logp.argmax(-1) if greedy else torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1))
+    return torch.stack(actions, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def evaluate(policies, map_name: str, episodes: int, greedy: bool, seed: int, generator, device, backend: str = "builtin"):
+    """Win rate and mean return over `episodes` battles: on the built-in simulator all at once
+    (battle k uses simulator seed `seed` + k), in StarCraft II one after another."""
+    if backend == "sc2":
+        env, wins, returns = make_env(map_name, "sc2", seed), [], []  # one game, one episode after another
+        for _ in range(episodes):
+            env.reset()
+            hidden, last, total, terminated, info = [None] * len(policies), np.full((1, env.n_agents), -1), 0.0, False, {}
+            while not terminated:
+                avail = np.array(env.get_avail_actions())[None]
+                last = act(policies, np.array(env.get_obs())[None], avail, last, hidden, greedy, generator, device)
+                reward, terminated, info = env.step(last[0])
+                total += reward
+            wins.append(bool(info.get("battle_won", False)))
+            returns.append(total)
+        env.close()
+        return float(np.mean(wins)), float(np.mean(returns))
+    battles = SMACBatch(map_name, episodes, seed=seed, auto_reset=False)
+    obs, _, avail = battles.reset()
+    hidden, last = [None] * len(policies), np.full((episodes, battles.n_agents), -1)
+    returns, won, running = np.zeros(episodes), np.zeros(episodes, bool), np.ones(episodes, bool)
+    while running.any():
+        last = act(policies, obs, avail, last, hidden, greedy, generator, device)
+        obs, _, avail, reward, terminated, info = battles.step(last)
+        returns += reward * running
+        won |= info["battle_won"] & running
+        running &= ~terminated
+    return float(won.mean()), float(returns.mean())
+
+
+# Arguments that may differ between a checkpoint and the run that resumes it.
+RESUMABLE = {"num_updates", "resume", "progress", "runs_dir", "checkpoint_interval", "track", "wandb_project_name",
+             "wandb_entity", "exp_name", "cuda", "eval_interval", "eval_episodes", "final_eval_episodes", "cache_dir", "env_backend"}
+
+
+def save_checkpoint(path: str, state: dict) -> None:
+    torch.save(state, path + ".tmp")  # written whole, then renamed: a crash never leaves half a checkpoint
+    os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        config = state["config"]
+    except Exception as error:
+        raise InputError(f"--resume {path!r} is not a readable InSPO SMAC checkpoint ({type(error).__name__}: {error})") from None
+    for key, value in asdict(args).items():
+        if key not in RESUMABLE and config.get(key) != value:
+            raise InputError(f"--resume {path!r} was written with --{key.replace('_', '-')} {config.get(key)!r}, "
+                             f"this run has {value!r}; accepted: the checkpoint's configuration")
+    if state["iteration"] >= args.num_updates:
+        raise InputError(f"--resume {path!r} is at iteration {state['iteration']}, --num-updates {args.num_updates} adds nothing; "
+                         f"accepted: --num-updates > {state['iteration']}")
+    return state
+
+
+def load_dataset(args: Args) -> tuple[dict, dict]:
+    """The dataset's arrays and card: CFCQL's file when --dataset-file is given, else generated and cached."""
+    if args.dataset_file is not None:
+        arrays = load_h5(args.dataset_file, args.map)
+        card = {"map": args.map, "dataset": args.dataset, "source": args.dataset_file,
+                **summarise(episode_stats(arrays, map_sizes(args.map)))}
+        return arrays, card
+    path, card = load_or_make(args.map, args.dataset, args.dataset_seed, args.cache_dir, args.dataset_episodes)
+    return load_h5(path, args.map), {**card, "source": path}
+
+
+def main(args: Args) -> dict:
+    check_args(args)
+    checkpoint = load_checkpoint(args.resume, args) if args.resume else None
+    run_name = checkpoint["run_name"] if checkpoint else f"smac_{args.map}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    try:  # the runs directory is checked before any long work
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"--runs-dir {args.runs_dir!r} cannot be written ({error.strerror})") from None
+    if args.env_backend == "sc2":
+        make_env(args.map, "sc2").close()  # fails now, with SMAC's install line, rather than after training
+    # Seed everything before any model is built; sampling uses its own generators.
+    random.seed(args.seed)
+    np_rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)
+    eval_seed = 50_000_000 + 100_000 * args.seed  # evaluation battles: never a dataset's
+
+    arrays, card = load_dataset(args)
+    print(format_card(card) if "transitions" in card else card)
+    data = episode_tensors(arrays, device)
+    del arrays
+    n_agents, n_actions = data["avail"].shape[2:]
+    state_dim, obs_dim = data["state"].shape[2], data["obs"].shape[3]
+    in_dim = obs_dim + n_actions + n_agents
+    if args.track:
+        try:
+            import wandb
+        except ImportError:
+            raise InputError("--track needs wandb: pip install wandb") from None
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
+    writer = SummaryWriter(run_dir)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    start = time.time()
+
+    behaviours = [RecurrentPolicy(in_dim, n_actions, args.rnn_hidden).to(device) for _ in range(n_agents)]
+    joint_behaviour = JointBehaviour(state_dim, n_agents, n_actions, args.hidden_dim).to(device)
+    policies = [RecurrentPolicy(in_dim, n_actions, args.rnn_hidden).to(device) for _ in range(n_agents)]
+    critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+    target_critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+    policy_optimisers = [adam(p.parameters(), args.learning_rate) for p in policies]
+    critic_optimisers = [adam(c.parameters(), args.learning_rate) for c in critics]
+    log_alpha = torch.tensor(np.log(max(args.alpha, 1e-8)), dtype=torch.float32, device=device, requires_grad=True)
+    alpha_optimiser = torch.optim.Adam([log_alpha], lr=args.alpha_lr)
+    alpha, beta, first, history, best_win_rate = args.alpha, args.beta_0, 1, [], -np.inf
+
+    if checkpoint is None:
+        # 1. Behaviour cloning (Eq. 21, 22)
+        bc_loss = behaviour_cloning(data, behaviours, joint_behaviour, args, generator)
+        writer.add_scalar("losses/bc_loss", bc_loss, 0)
+        for policy, behaviour in zip(policies, behaviours):  # π^0 = µ (Algorithm 1's initial policy)
+            policy.load_state_dict(behaviour.state_dict())
+        for critic, target in zip(critics, target_critics):
+            target.load_state_dict(critic.state_dict())
+    else:
+        modules = {"behaviours": behaviours, "policies": policies, "critics": critics, "target_critics": target_critics,
+                   "policy_optimisers": policy_optimisers, "critic_optimisers": critic_optimisers}
+        for key, items in modules.items():
+            for item, saved in zip(items, checkpoint[key]):
+                item.load_state_dict(saved)
+        joint_behaviour.load_state_dict(checkpoint["joint_behaviour"])
+        alpha_optimiser.load_state_dict(checkpoint["alpha_optimiser"])
+        with torch.no_grad():
+            log_alpha.copy_(checkpoint["log_alpha"])
+        alpha, beta, history, best_win_rate = checkpoint["alpha"], checkpoint["beta"], checkpoint["history"], checkpoint["best_win_rate"]
+        first = checkpoint["iteration"] + 1
+        torch.set_rng_state(checkpoint["torch_rng"])
+        generator.set_state(checkpoint["generator"])
+        eval_generator.set_state(checkpoint["eval_generator"])
+        np_rng.bit_generator.state = checkpoint["np_rng"]
+        print(f"resumed {run_name} at iteration {checkpoint['iteration']}")
+    behaviour_tables(data, behaviours, joint_behaviour)
+    if checkpoint is None:
+        bc_win_rate, bc_return = evaluate(behaviours, args.map, args.final_eval_episodes, args.eval_greedy, eval_seed,
+                                          eval_generator, device, args.env_backend)
+    else:
+        bc_win_rate, bc_return = checkpoint["bc_win_rate"], checkpoint["bc_return"]
+
+    def checkpoint_state(iteration: int) -> dict:
+        return {"config": asdict(args), "run_name": run_name, "iteration": iteration,
+                "behaviours": [m.state_dict() for m in behaviours], "joint_behaviour": joint_behaviour.state_dict(),
+                "policies": [m.state_dict() for m in policies], "critics": [m.state_dict() for m in critics],
+                "target_critics": [m.state_dict() for m in target_critics],
+                "policy_optimisers": [o.state_dict() for o in policy_optimisers],
+                "critic_optimisers": [o.state_dict() for o in critic_optimisers],
+                "log_alpha": log_alpha.detach().clone(), "alpha_optimiser": alpha_optimiser.state_dict(),
+                "alpha": alpha, "beta": beta, "history": history, "best_win_rate": best_win_rate,
+                "bc_win_rate": bc_win_rate, "bc_return": bc_return,
+                "torch_rng": torch.get_rng_state(), "generator": generator.get_state(),
+                "eval_generator": eval_generator.get_state(), "np_rng": np_rng.bit_generator.state}
+
+    for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):
+        evaluating = iteration % args.eval_interval == 0 or iteration == args.num_updates
+        idx = torch.randint(len(data["reward"]), (args.batch_episodes,), generator=generator, device=device)
+        batch = episode_batch(data, idx)
+        # every agent's policy unrolled over the episodes, before this iteration's updates
+        with torch.no_grad():
+            logps = [unroll(policies[j], batch, j) for j in range(n_agents)]
+        log_pi_taken = torch.stack([taken(logp, batch, j) for j, logp in enumerate(logps)], -1)  # [B, T, N]
+        advantages = expected_advantages(batch, logps, target_critics) if args.update_order == "semi-greedy" else None
+        order = update_order(args, n_agents, np_rng, advantages)
+        # (3, 4) ρ and the resampled steps: per agent just before its update, with the teammates
+        # already updated in this iteration (sequential), or all from the start-of-iteration policies
+        logps_after = list(logps)
+        steps = {} if args.sequential else {
+            i: resample(importance_ratio(log_pi_taken, batch["log_mu_others"], i), batch["valid"], args, generator) for i in order}
+        for i in order:
+            if i not in steps:
+                steps[i] = resample(importance_ratio(log_pi_taken, batch["log_mu_others"], i), batch["valid"], args, generator)
+            # (5) local critic, Eq. 24 (its target uses agent i's policy before its update)
+            q_loss = critic_loss(batch, steps[i], i, critics[i], target_critics[i], logps[i], alpha, beta, args)
+            critic_optimisers[i].zero_grad()
+            q_loss.backward()
+            critic_optimisers[i].step()
+            # (6) in-sample policy extraction, Eq. 20, through the recurrent unroll
+            pi_loss = actor_loss(batch, steps[i], i, unroll(policies[i], batch, i), target_critics[i], alpha, beta, args)
+            policy_optimisers[i].zero_grad()
+            pi_loss.backward()
+            policy_optimisers[i].step()
+            with torch.no_grad():
+                logps_after[i] = unroll(policies[i], batch, i)
+            if args.sequential:  # the later agents' ρ sees agent i's new policy
+                log_pi_taken[..., i] = taken(logps_after[i], batch, i)
+        with torch.no_grad():
+            for critic, target in zip(critics, target_critics):
+                torch._foreach_lerp_(list(target.parameters()), list(critic.parameters()), args.tau)
+        # (8) auto-tuned α, Eq. 25
+        if args.autotune_alpha or evaluating:
+            with torch.no_grad():
+                kl = mean_kl(batch, logps_after)
+        if args.autotune_alpha:
+            a_loss = alpha_loss(log_alpha, kl, args.target_kl)
+            alpha_optimiser.zero_grad()
+            a_loss.backward()
+            alpha_optimiser.step()
+            alpha = float(log_alpha.detach().exp())
+        # (7) decaying entropy temperature
+        beta *= args.beta_decay
+
+        if evaluating:
+            win_rate, eval_return = evaluate(policies, args.map, args.eval_episodes, args.eval_greedy, eval_seed + iteration,
+                                             eval_generator, device, args.env_backend)
+            best_win_rate = max(best_win_rate, win_rate)
+            history.append((iteration, win_rate, eval_return, time.time() - start))
+            writer.add_scalar("eval/win_rate", win_rate, iteration)
+            writer.add_scalar("eval/return", eval_return, iteration)
+            writer.add_scalar("charts/alpha", alpha, iteration)
+            writer.add_scalar("charts/beta", beta, iteration)
+            writer.add_scalar("charts/kl", float(kl), iteration)
+            writer.add_scalar("losses/critic_loss", float(q_loss.detach()), iteration)
+            writer.add_scalar("losses/actor_loss", float(pi_loss.detach()), iteration)
+        if iteration % args.checkpoint_interval == 0 or iteration == args.num_updates:
+            save_checkpoint(os.path.join(run_dir, "checkpoint.pt"), checkpoint_state(iteration))
+
+    final_win_rate, final_return = evaluate(policies, args.map, args.final_eval_episodes, args.eval_greedy, eval_seed,
+                                            eval_generator, device, args.env_backend)
+    wall_time = time.time() - start
+    summary = {
+        "map": args.map, "dataset": args.dataset, "card": card, "eval_greedy": args.eval_greedy, "env_backend": args.env_backend,
+        "final_win_rate": final_win_rate, "final_return": final_return, "best_win_rate": best_win_rate,
+        "bc_win_rate": bc_win_rate, "bc_return": bc_return, "history": history,
+        "wall_time_s": wall_time, "num_updates": args.num_updates, "args": asdict(args),
+    }
+    writer.add_scalar("eval/final_win_rate", final_win_rate, args.num_updates)
+    writer.close()
+    path = os.path.join(run_dir, "summary.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(path + ".tmp", path)
+    mode = "greedy" if args.eval_greedy else "stochastic"
+    print(f"smac {args.map} {args.dataset}: win rate {final_win_rate:.3f}, return {final_return:.2f} ({mode}, "
+          f"{args.final_eval_episodes} battles; best {best_win_rate:.3f}), BC {bc_win_rate:.3f} ({bc_return:.2f}), {wall_time:.1f} s")
+    print(f"summary: {path}")
+    return summary
+
+
+if __name__ == "__main__":
+    cli_args = tyro.cli(Args)
+    try:
+        main(cli_args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

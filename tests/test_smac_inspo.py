@@ -1,0 +1,176 @@
+"""inspo_smac.py: the recurrent pipeline on tiny SMAC datasets (masking, in-sample, unroll,
+determinism, resume, CFCQL files) and its command line."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import inspo_smac
+from conftest import assert_one_line_error, run_script
+from envs import InputError
+from envs.smac import SMACBatch
+from envs.smac_data import H5Writer, load_h5, map_sizes, rollout
+
+TINY = dict(map="2s3z", dataset="medium", num_updates=6, bc_updates=30, batch_episodes=4, batch_size=64, hidden_dim=32,
+            eval_interval=3, eval_episodes=4, final_eval_episodes=8, progress=False, checkpoint_interval=3)
+
+
+@pytest.fixture(scope="module")
+def scripted_file(tmp_path_factory):
+    """24 episodes of 2s3z played by the attack-nearest team, in CFCQL's h5 layout. The team
+    never stops and never moves north, south or west (actions 1, 2, 3, 5)."""
+    path = str(tmp_path_factory.mktemp("data") / "2s3z_scripted.h5")
+    writer = H5Writer(path, 24, map_sizes("2s3z"))
+    out = rollout(SMACBatch("2s3z", 24, seed=11, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest")
+    writer.write({k: v for k, v in out.items() if k not in ("won", "timeout", "length")})
+    writer.close()
+    actions = load_h5(path, "2s3z")["actions"]
+    assert not np.isin(actions, [1, 2, 3, 5]).any()
+    return path
+
+
+def tiny_args(tmp_path, scripted_file, **overrides):
+    return inspo_smac.Args(**{**TINY, "dataset_file": scripted_file, "runs_dir": str(tmp_path), **overrides})
+
+
+def test_end_to_end_cli_with_a_cfcql_file(tmp_path, scripted_file):
+    result = run_script("inspo_smac.py", "--map", "2s3z", "--dataset-file", scripted_file, "--num-updates", "4",
+                        "--bc-updates", "10", "--batch-episodes", "4", "--batch-size", "32", "--hidden-dim", "32",
+                        "--eval-interval", "2", "--eval-episodes", "4", "--final-eval-episodes", "4", "--no-progress",
+                        "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("summary: ")
+    with open(last[len("summary: "):]) as f:
+        summary = json.load(f)
+    for key in ("final_win_rate", "final_return", "best_win_rate", "bc_win_rate", "wall_time_s", "num_updates", "args"):
+        assert key in summary
+    assert summary["card"]["episodes"] == 24 and summary["card"]["win_rate"] == 1.0
+    assert [h[0] for h in summary["history"]] == [2, 4]
+
+
+def test_unroll_matches_step_by_step_acting(scripted_file):
+    data = inspo_smac.episode_tensors(load_h5(scripted_file, "2s3z"), "cpu")
+    batch = inspo_smac.episode_batch(data, torch.arange(3))
+    torch.manual_seed(0)
+    policies = [inspo_smac.RecurrentPolicy(batch["inputs"].shape[-1], 11, 16) for _ in range(5)]
+    unrolled = torch.stack([inspo_smac.unroll(p, batch, i) for i, p in enumerate(policies)], 2)  # [B, T, N, A]
+    cell = torch.nn.GRUCell(16, 16)  # the same weights as a GRUCell, one step at a time
+    for i, policy in enumerate(policies):
+        cell.load_state_dict({k.replace("_l0", ""): v for k, v in policy.rnn.state_dict().items()})
+        h = torch.zeros(3, 16)
+        for t in range(batch["obs"].shape[1]):
+            h = cell(torch.relu(policy.fc1(batch["inputs"][:, t, i])), h)
+            logp = inspo_smac.masked_log_softmax(policy.fc2(h), batch["avail"][:, t, i])
+            torch.testing.assert_close(logp, unrolled[:, t, i], atol=1e-5, rtol=1e-5)
+    # act() carries the hidden state between calls exactly like the unroll
+    hidden = [None] * 5
+    for t in range(batch["obs"].shape[1]):
+        greedy = inspo_smac.act(policies, batch["obs"][:, t].numpy(), batch["avail"][:, t].int().numpy(),
+                                batch["last_actions"][:, t].numpy(), hidden, True, None, "cpu")
+        live = batch["avail"][:, t].any(-1).all(-1).numpy()
+        np.testing.assert_array_equal(greedy[live], unrolled[:, t].argmax(-1).numpy()[live])
+
+
+class Spiked(torch.nn.Module):
+    """A critic plus a huge value on the actions a mask marks unavailable."""
+
+    def __init__(self, critic, avail):
+        super().__init__()
+        self.critic, self.avail = critic, avail
+
+    def forward(self, state):
+        return self.critic(state) + 1e4 * (~self.avail).float()
+
+
+def test_masking_in_the_policy_the_critic_target_and_cql(scripted_file):
+    data = inspo_smac.episode_tensors(load_h5(scripted_file, "2s3z"), "cpu")
+    batch = inspo_smac.episode_batch(data, torch.arange(4))
+    policy = inspo_smac.RecurrentPolicy(batch["inputs"].shape[-1], 11, 16)
+    logp = inspo_smac.unroll(policy, batch, 0)
+    live = batch["avail"][:, :, 0].any(-1)
+    assert (logp.exp()[~batch["avail"][:, :, 0] & live[..., None]] == 0).all()
+    # Eq. 24: neither the soft target, nor the TD term, nor CQL may see the value of an unavailable action
+    batch["log_mu"] = inspo_smac.masked_log_softmax(torch.zeros(*batch["avail"].shape), batch["avail"])
+    critic = inspo_smac.Critic(batch["state"].shape[-1], 11, 16)
+    steps = batch["valid"].flatten().nonzero().squeeze(1)[:32]
+    b, t = steps // batch["reward"].shape[1], steps % batch["reward"].shape[1]
+    assert not batch["avail"][b, t, 0].all() and not batch["avail"][b, t + 1, 0].all()
+    args = inspo_smac.Args(cql_alpha=1.0)
+    base = inspo_smac.critic_loss(batch, steps, 0, critic, critic, logp.detach(), 0.1, 0.5, args)
+    online = inspo_smac.critic_loss(batch, steps, 0, Spiked(critic, batch["avail"][b, t, 0]), critic, logp.detach(), 0.1, 0.5, args)
+    target = inspo_smac.critic_loss(batch, steps, 0, critic, Spiked(critic, batch["avail"][b, t + 1, 0]), logp.detach(), 0.1, 0.5, args)
+    torch.testing.assert_close(online, base)
+    torch.testing.assert_close(target, base)
+    # evaluation: every chosen action is available, or SMACBatch.step raises
+    win_rate, _ = inspo_smac.evaluate([policy] * 5, "2s3z", 8, False, 0, torch.Generator().manual_seed(0), "cpu")
+    assert 0 <= win_rate <= 1
+
+
+def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
+    """Only dataset actions enter Eq. 20: the actions the data never takes (stop, north, south,
+    west) keep no more mass under π than under µ, which gives them almost none."""
+    inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=20, bc_updates=150, eval_interval=20, autotune_alpha=False))
+    state = torch.load(os.path.join(tmp_path, os.listdir(tmp_path)[0], "checkpoint.pt"), weights_only=False)
+    data = inspo_smac.episode_tensors(load_h5(scripted_file, "2s3z"), "cpu")
+    batch = inspo_smac.episode_batch(data, torch.arange(24))
+    in_dim = batch["inputs"].shape[-1]
+    never = [1, 2, 3, 5]
+    for i in range(5):
+        mass = {}
+        for key in ("behaviours", "policies"):
+            model = inspo_smac.RecurrentPolicy(in_dim, 11, 64)
+            model.load_state_dict(state[key][i])
+            mass[key] = inspo_smac.unroll(model, batch, i).exp()[batch["valid"]][:, never].sum(-1)
+        assert mass["behaviours"].mean() < 0.05, (i, float(mass["behaviours"].mean()))
+        assert mass["policies"].mean() <= mass["behaviours"].mean() + 0.005, (i, {k: float(v.mean()) for k, v in mass.items()})
+
+
+def test_same_seed_same_numbers_and_resume_continues_exactly(tmp_path, scripted_file):
+    straight = inspo_smac.main(tiny_args(tmp_path / "a", scripted_file))
+    again = inspo_smac.main(tiny_args(tmp_path / "b", scripted_file))
+    assert [h[:3] for h in straight["history"]] == [h[:3] for h in again["history"]]  # (iteration, win rate, return)
+    assert straight["final_return"] == again["final_return"]
+    # stopped at iteration 3 (its checkpoint), resumed to 6
+    first = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, num_updates=3))
+    run_dir = os.path.join(tmp_path / "c", os.listdir(tmp_path / "c")[0])
+    resumed = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, resume=os.path.join(run_dir, "checkpoint.pt")))
+    assert first["num_updates"] == 3
+    assert [h[:3] for h in resumed["history"]] == [h[:3] for h in straight["history"]]
+    assert resumed["final_return"] == straight["final_return"]
+    a = torch.load(os.path.join(tmp_path / "a", os.listdir(tmp_path / "a")[0], "checkpoint.pt"), weights_only=False)
+    b = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)
+    for pa, pb in zip(a["policies"], b["policies"]):
+        assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--map", "4m"], ["4m", "2s3z"]),
+    (["--dataset", "good"], ["good", "medium_replay"]),
+    (["--gamma", "2"], ["--gamma", "2"]),
+    (["--learning-rate", "0"], ["--learning-rate", "0"]),
+    (["--batch-size", "0"], ["--batch-size", "0"]),
+    (["--seed", "-1"], ["--seed", "-1"]),
+    (["--env-backend", "sc2"], ["SC2PATH"]),
+])
+def test_cli_bad_inputs(tmp_path, flags, fragments):
+    assert_one_line_error(run_script("inspo_smac.py", "--runs-dir", str(tmp_path), "--cache-dir", str(tmp_path), *flags), *fragments)
+
+
+def test_cli_bad_files_and_checkpoints(tmp_path, scripted_file):
+    assert_one_line_error(run_script("inspo_smac.py", "--map", "3s_vs_5z", "--dataset-file", scripted_file, "--runs-dir",
+                                     str(tmp_path)), "3s_vs_5z", "needs")
+    assert_one_line_error(run_script("inspo_smac.py", "--map", "2s3z", "--dataset-file", str(tmp_path / "none.h5"),
+                                     "--runs-dir", str(tmp_path)), "does not exist")
+    inspo_smac.main(tiny_args(tmp_path / "run", scripted_file, num_updates=3))
+    checkpoint = os.path.join(tmp_path / "run", os.listdir(tmp_path / "run")[0], "checkpoint.pt")
+    summary_path = os.path.join(os.path.dirname(checkpoint), "summary.json")
+    before = open(summary_path).read()
+    with pytest.raises(InputError, match="--hidden-dim"):  # a checkpoint of another configuration
+        inspo_smac.main(tiny_args(tmp_path / "run", scripted_file, num_updates=6, hidden_dim=64, resume=checkpoint))
+    with pytest.raises(InputError, match="adds nothing"):  # nothing to add: the finished run stays as it was
+        inspo_smac.main(tiny_args(tmp_path / "run", scripted_file, num_updates=3, resume=checkpoint))
+    assert open(summary_path).read() == before
