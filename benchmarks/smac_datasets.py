@@ -31,6 +31,9 @@ CARDS = os.path.join(RESULTS, "smac_datasets")
 CHILD = """
 import json, resource, sys, time
 from envs.smac_data import load_or_make
+if sys.argv[2] == "mixed":  # mixed reads medium and expert: made (or found) first, outside the timing
+    for part in ("medium", "expert"):
+        load_or_make(sys.argv[1], part, 0, sys.argv[3])
 start = time.time()
 path, card = load_or_make(sys.argv[1], sys.argv[2], 0, sys.argv[3])
 card["process_wall_time_s"] = time.time() - start
@@ -56,6 +59,28 @@ def generate(map_name: str, name: str, cache_dir: str) -> dict:
     return json.loads(lines[-1][5:])
 
 
+def qmix_throughput(map_name: str) -> dict:
+    """tools/qmix_smac.py's speed on this machine: a short run with the default recipe, timed by part."""
+    path = os.path.join(CARDS, f"qmix_throughput_{map_name}.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    with tempfile.TemporaryDirectory() as runs:
+        out = subprocess.run([sys.executable, "tools/qmix_smac.py", "--map", map_name, "--total-env-steps", "40000",
+                              "--threads", "2", "--no-progress", "--runs-dir", runs], capture_output=True, text=True, cwd=ROOT)
+        if out.returncode:
+            raise RuntimeError(f"qmix {map_name}: {out.stderr[-2000:]}")
+        with open(os.path.join(runs, f"{map_name}_seed0", "summary.json")) as f:
+            summary = json.load(f)
+    t = summary["timings_s"]
+    result = {"env_steps": summary["t_env"], "episodes": summary["episodes"], "updates": summary["updates"], "wall_time_s": summary["wall_time_s"],
+              "rollout_steps_per_s": summary["t_env"] / t["rollout"], "update_s": t["update"] / max(summary["updates"], 1),
+              "test_s": t["test"]}
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
 def manifest(map_name: str) -> dict | None:
     path = os.path.join(POLICY_DIR, map_name, "manifest.json")
     if not os.path.isfile(path):
@@ -78,7 +103,10 @@ def plot_curves(manifests: dict, path: str) -> None:
             ax.plot([r["t_env"] / 1e6 for r in m["expert_curve"]], [r["test_win_rate"] for r in m["expert_curve"]], lw=1,
                     label=f"{m['expert_run']} (expert)")
         for name, marker in (("medium", "o"), ("expert", "*")):
-            ax.plot(m[name]["t_env"] / 1e6, m[name]["eval"]["win_rate"], marker, ms=9, label=f"{name} (320 battles)")
+            if m[name]["t_env"] is None:  # a scripted expert: a level, not a point of the curve
+                ax.axhline(m[name]["eval"]["win_rate"], ls="--", c="k", lw=1, label=f"{name}: scripted {m[name]['scripted']}")
+            else:
+                ax.plot(m[name]["t_env"] / 1e6, m[name]["eval"]["win_rate"], marker, ms=9, label=f"{name} (320 battles)")
         ax.set_title(map_name)
         ax.set_xlabel("env steps (millions)")
         ax.set_ylim(-0.03, 1.03)
@@ -110,8 +138,9 @@ def main(args: Args) -> None:
                   f"{card['process_wall_time_s']:.0f} s, {card['peak_rss_mb']:.0f} MB", flush=True)
 
     lines = ["# SMAC datasets on the built-in simulator, beside CFCQL's", "",
-             "Made by `python benchmarks/smac_datasets.py` (one fresh process per dataset, 2 threads; `mixed` reads the "
-             "cached medium and expert files, so its time is the mixing alone). CFCQL: OG-MARL's cards of CFCQL's "
+             "Made by `python benchmarks/smac_datasets.py` (one fresh process per dataset, 2 threads, nothing else running; "
+             "`mixed` reads the cached medium and expert files, so its time is the mixing alone, while its peak memory "
+             "includes making them). CFCQL: OG-MARL's cards of CFCQL's "
              "StarCraft II files (../shared/docs/SMAC.md §11.1). Ours: rollouts of the QMIX agents in "
              "envs/smac_policies/ on `envs.smac.SMACBatch` (docs/smac_datasets.md). Δ: ours relative to CFCQL.", "",
              "| map | dataset | episodes | transitions | return (ours) | return (CFCQL) | Δ return | mean length (ours / CFCQL) "
@@ -129,13 +158,26 @@ def main(args: Args) -> None:
         for name in ("medium", "expert"):
             e = m[name]["eval"]
             run = m["expert_run"] if name == "expert" else m["source_run"]
-            lines.append(f"| {map_name} | {name} | {run} | {m[name]['t_env']:,} | {e['win_rate']:.3f} | {e['return']:.2f} | "
+            steps = "—" if m[name]["t_env"] is None else f"{m[name]['t_env']:,}"
+            lines.append(f"| {map_name} | {name} | {run} | {steps} | {e['win_rate']:.3f} | {e['return']:.2f} | "
                          f"{e['episode_length']:.1f} |")
     lines += ["", "medium_replay: ε-greedy rollouts of the checkpoints that played the last training episodes before the "
               "medium one, in proportion to the episodes each played, with its mean ε:", ""]
     for map_name, m in manifests.items():
         spans = ", ".join(f"{e['t_env'] // 1000}k×{e['episodes']} (ε {e['epsilon']:.2f})" for e in m["replay"])
         lines.append(f"- {map_name} ({m['source_run']}): {spans}")
+    lines += ["", "## QMIX trainer speed on this machine (2 CPU cores, 2 threads, nothing else running)", "",
+              "A 40k-step run of `tools/qmix_smac.py` with the default recipe (64 battles per rollout, 8 updates of 128 "
+              "episodes after each): env steps per second of the rollouts (agent forward included), seconds per gradient "
+              "update, and what the two give together at the recipe's ratio of one update per 8 episodes.", "",
+              "| map | rollout env-steps/s | s per update | mean episode length in the run | env-steps/s with updates | updates/s |",
+              "|---|---|---|---|---|---|"]
+    for map_name in args.maps:
+        q = qmix_throughput(map_name)
+        length = q["env_steps"] / q["episodes"]
+        per_step = 1 / q["rollout_steps_per_s"] + q["update_s"] / (8 * length)
+        lines.append(f"| {map_name} | {q['rollout_steps_per_s']:,.0f} | {q['update_s']:.2f} | {length:.0f} | {1 / per_step:,.0f} | "
+                     f"{1 / (per_step * 8 * length):.2f} |")
     lines += ["", "## QMIX training curves (greedy test win rate every snapshot, 32 battles)", "",
               "![curves](qmix_curves.png)", ""]
     for map_name, m in manifests.items():

@@ -212,12 +212,12 @@ def summarise(stats: dict) -> dict:
 # ---------------------------------------------------------------------------------------
 # CFCQL's h5 layout (§11.1): reading and checking
 # ---------------------------------------------------------------------------------------
-def _read(path: str, keys) -> dict:
-    """Whole arrays of some keys of an h5 file (the card needs state, reward and filled only)."""
+def _read(path: str, keys, rows=slice(None)) -> dict:
+    """Some keys of an h5 file, all episodes or a block of them."""
     import h5py
 
     with h5py.File(path, "r") as f:
-        return {k: f[k][()] for k in keys}
+        return {k: f[k][rows] for k in keys}
 
 
 def check_arrays(arrays: dict, sizes: dict, where: str) -> None:
@@ -341,9 +341,14 @@ class H5Writer:
                      for key, (shape, dtype) in H5_KEYS.items()}  # probs: never written, all zeros as in CFCQL's
         self.next = 0
 
-    def write(self, arrays: dict) -> None:
+    def write(self, arrays: dict, positions: np.ndarray | None = None) -> None:
+        """Episodes at the next rows, or at the given (distinct) row positions."""
         n = len(arrays["filled"])
-        rows = slice(self.next, self.next + n)
+        if positions is not None:  # h5py writes a list of rows in increasing order
+            order = np.argsort(positions)
+            arrays, rows = {k: v[order] for k, v in arrays.items()}, list(np.asarray(positions)[order])
+        else:
+            rows = slice(self.next, self.next + n)
         self.sets["state"][rows] = arrays["state"]
         self.sets["obs"][rows] = arrays["obs"]
         self.sets["actions"][rows] = arrays["actions"][..., None]
@@ -361,13 +366,14 @@ def _chunks(total: int, size: int):
         yield start, min(size, total - start)
 
 
-def _rollouts(map_name: str, agent_path: str, n: int, epsilon: float, seed: int, chunk: int, device) -> "iter[dict]":
-    """n episodes of one agent in chunks of battles; battle k of the dataset uses simulator seed seed + k."""
-    agent = load_agent(agent_path, map_name, device)
+def _rollouts(map_name: str, policy: dict, policy_path: str, n: int, epsilon: float, seed: int, chunk: int, device):
+    """n episodes of one shipped policy (a QMIX agent {"file"}, or a scripted team {"scripted"}) in
+    chunks of battles; battle k of the dataset uses simulator seed seed + k."""
+    agent = None if "scripted" in policy else load_agent(os.path.join(policy_path, policy["file"]), map_name, device)
     rng = np.random.default_rng(seed)
     for start, size in _chunks(n, chunk):
         battles = SMACBatch(map_name, size, seed=seed + start, auto_reset=False)
-        episodes = rollout(battles, agent, epsilon, rng, device)
+        episodes = rollout(battles, agent, epsilon, rng, device, scripted=policy.get("scripted"))
         yield {k: v for k, v in episodes.items() if k not in ("won", "timeout", "length")}
 
 
@@ -392,7 +398,7 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
     try:
         if name in ("medium", "expert"):
             checkpoints = [manifest[name]]
-            for arrays in _rollouts(map_name, os.path.join(policy_path, manifest[name]["file"]), n, 0.0, base_seed, chunk, device):
+            for arrays in _rollouts(map_name, manifest[name], policy_path, n, 0.0, base_seed, chunk, device):
                 writer.write(arrays)
         elif name == "medium_replay":
             replay = manifest["replay"]
@@ -400,19 +406,25 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
             counts = np.floor(np.array([c["episodes"] for c in replay]) * n / total).astype(int)
             counts[-1] += n - counts.sum()  # the shares of the training run, scaled to n episodes
             checkpoints = [{**c, "dataset_episodes": int(k)} for c, k in zip(replay, counts)]
-            parts = [part for c, k, i in zip(replay, counts, range(len(replay))) if k > 0
-                     for part in _rollouts(map_name, os.path.join(policy_path, c["file"]), int(k), c["epsilon"],
-                                           base_seed + 100_000 * i, chunk, device)]
-            order = np.random.default_rng(base_seed).permutation(n)
-            whole = {key: np.concatenate([p[key] for p in parts])[order] for key in parts[0]}
-            writer.write(whole)
+            # CFCQL's buffer was dumped in random order: episode j of the rollouts goes to row order[j]
+            order, done = np.random.default_rng(base_seed).permutation(n), 0
+            for i, (c, k) in enumerate(zip(replay, counts)):
+                parts = _rollouts(map_name, c, policy_path, int(k), c["epsilon"], base_seed + 100_000 * i, chunk, device) if k > 0 else ()
+                for part in parts:
+                    size = len(part["filled"])
+                    writer.write(part, order[done:done + size])
+                    done += size
         elif name == "mixed":
             # the same sorted random indices of medium and of expert, [medium; expert] (CFCQL's tools/mixed.py)
             index = np.sort(np.random.default_rng(base_seed).choice(n, n // 2, replace=False))
             checkpoints = [manifest["medium"], manifest["expert"]]
             for part in ("medium", "expert"):
-                source, _ = load_or_make(map_name, part, seed, cache_dir, episodes=n, policy_dir=policy_dir, device=device)
-                writer.write(_pad(load_h5(source, map_name, index), sizes["episode_limit"] + 1))
+                source, _ = load_or_make(map_name, part, seed, cache_dir, episodes=episodes, policy_dir=policy_dir, device=device)
+                for start, size in _chunks(n, chunk):  # whole blocks read in order, then the chosen rows
+                    block = _read(source, list(H5_KEYS), slice(start, start + size))
+                    pick = index[(index >= start) & (index < start + size)] - start
+                    writer.write({k: v[pick][..., 0] if k in ("actions", "reward", "terminated", "filled") else v[pick]
+                                  for k, v in block.items() if k != "probs"})
         else:
             raise InputError(f"unknown SMAC dataset {name!r}; accepted: {', '.join(DATASETS)}")
     finally:
@@ -421,11 +433,6 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
             "policy_dir": os.path.relpath(policy_path, os.path.dirname(POLICY_DIR)) if policy_dir == POLICY_DIR else policy_path,
             "simulator_seeds": f"battle k uses seed {base_seed} + k (+100000 per replay checkpoint)",
             "code_version": code_version()}
-
-
-def _pad(arrays: dict, T: int) -> dict:
-    """Trimmed arrays padded back to CFCQL's T = episode_limit + 1 time steps with zeros."""
-    return {k: np.concatenate([v, np.zeros((v.shape[0], T - v.shape[1]) + v.shape[2:], v.dtype)], 1) for k, v in arrays.items()}
 
 
 def default_cache_dir() -> str:

@@ -7,7 +7,7 @@ snapshots tools/qmix_smac.py saved, this tool picks:
     battles, among the --candidates snapshots with the best test win rates during training;
   * medium: the snapshot before the expert whose greedy return over --eval-episodes battles is
     closest to CFCQL's medium return mean for the map (OG-MARL's card), with a win rate below
-    the expert's;
+    the expert's (where the run never wins: a return below the expert's);
   * replay: the snapshots that played the last N training episodes before the medium one
     (N = 5000; 1976 on 2s3z, as CFCQL's files), each with the number of episodes it played and
     its mean ε, merged into at most --max-replay-checkpoints (each keeps the earliest weights of
@@ -41,6 +41,8 @@ class Args:
     """a tools/qmix_smac.py run directory (runs/qmix/<map>_seed<seed>): medium and replay come from it"""
     expert_run_dir: str | None = None
     """another run of the same map to take the expert from (default: --run-dir)"""
+    expert_scripted: str | None = None
+    """ship a scripted team of envs.smac (e.g. kite on 3s_vs_5z) as the expert, where QMIX never learned to win"""
     eval_episodes: int = 320
     """greedy battles that rank the candidate snapshots"""
     candidates: int = 8
@@ -62,10 +64,11 @@ def snapshots(run_dir: str) -> list[dict]:
 
 
 def evaluate(row: dict, map_name: str, episodes: int) -> dict:
-    """Greedy win rate, return and length of one snapshot over `episodes` fresh battles."""
+    """Greedy win rate, return and length of one snapshot (or scripted team) over `episodes` fresh battles."""
     if "eval" not in row:
         battles = SMACBatch(map_name, episodes, seed=EVAL_SEED, auto_reset=False)
-        out = rollout(battles, load_agent(row["path"], map_name), 0.0, np.random.default_rng(0))
+        agent = None if "scripted" in row else load_agent(row["path"], map_name)
+        out = rollout(battles, agent, 0.0, np.random.default_rng(0), scripted=row.get("scripted"))
         row["eval"] = {"win_rate": float(out["won"].mean()), "return": float(out["reward"].sum(1).mean()),
                        "return_std": float(out["reward"].sum(1).std()), "episode_length": float(out["length"].mean()),
                        "episodes": episodes}
@@ -115,17 +118,25 @@ def main(args: Args) -> dict:
     if expert_rows[0]["map"] != map_name:
         raise InputError(f"--expert-run-dir is a run on {expert_rows[0]['map']}, --run-dir on {map_name}")
     # expert: re-evaluate the best few snapshots of training, keep the best
-    ranked = sorted(expert_rows, key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True)[:args.candidates]
-    expert = max(ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes)["win_rate"], r["eval"]["return"]))
+    if args.expert_scripted:
+        expert = {"scripted": args.expert_scripted, "t_env": None}
+        evaluate(expert, map_name, args.eval_episodes)
+    else:
+        ranked = sorted(expert_rows, key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True)[:args.candidates]
+        expert = max(ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes)["win_rate"], r["eval"]["return"]))
     # medium: the snapshot whose return is nearest CFCQL's medium return, before the expert (same run) and below it
     target = CFCQL_CARDS[(map_name, "medium")][0]
-    limit = expert["t_env"] if expert_rows is rows else float("inf")
+    limit = expert["t_env"] if expert_rows is rows and expert["t_env"] is not None else float("inf")
     before = [r for r in rows if 0 < r["t_env"] < limit]
     near = sorted(before, key=lambda r: abs(r["test_return"] - target))[:args.candidates]
     for r in near:
         evaluate(r, map_name, args.eval_episodes)
-    near = [r for r in near if r["eval"]["win_rate"] < expert["eval"]["win_rate"]] or near
-    medium = min(near, key=lambda r: abs(r["eval"]["return"] - target))
+    # below the expert: a lower win rate, or (where the run never wins) a lower return
+    below = [r for r in near if r["eval"]["win_rate"] < expert["eval"]["win_rate"]] or \
+        [r for r in near if r["eval"]["return"] < expert["eval"]["return"]]
+    if not below:
+        raise InputError(f"no snapshot before the expert (t_env {expert['t_env']}) plays below it; train longer")
+    medium = min(below, key=lambda r: abs(r["eval"]["return"] - target))
     n_replay = REPLAY_EPISODES.get(map_name, EPISODES["medium_replay"])
     replay = replay_window(rows, rows.index(medium), n_replay, args.max_replay_checkpoints)
 
@@ -133,7 +144,8 @@ def main(args: Args) -> dict:
     tmp = out_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    shutil.copyfile(expert["path"], os.path.join(tmp, "expert.pt"))
+    if "path" in expert:
+        shutil.copyfile(expert["path"], os.path.join(tmp, "expert.pt"))
     shutil.copyfile(medium["path"], os.path.join(tmp, "medium.pt"))
     entries = []
     for item in replay:
@@ -144,10 +156,13 @@ def main(args: Args) -> dict:
         trainer_args = json.load(f)["args"]
     manifest = {
         "map": map_name, "source_run": os.path.basename(os.path.normpath(args.run_dir)),
-        "expert_run": os.path.basename(os.path.normpath(args.expert_run_dir or args.run_dir)),
+        "expert_run": f"scripted {args.expert_scripted}" if args.expert_scripted else
+        os.path.basename(os.path.normpath(args.expert_run_dir or args.run_dir)),
         "trainer_args": trainer_args, "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
         "cfcql_medium_return": target, "eval_episodes": args.eval_episodes,
-        "expert": describe(expert, "expert.pt"), "medium": describe(medium, "medium.pt"),
+        "expert": describe(expert, "expert.pt") if "path" in expert else {"scripted": expert["scripted"], "t_env": None,
+                                                                           "eval": expert["eval"]},
+        "medium": describe(medium, "medium.pt"),
         "replay": entries, "replay_episodes": sum(e["episodes"] for e in entries),
         "curve": curve(rows),
     }
