@@ -50,7 +50,7 @@ from tqdm import trange
 
 from envs import InputError
 from envs.smac import MAPS, SMACBatch, make_env
-from envs.smac_data import DATASETS, default_cache_dir, episode_stats, format_card, load_h5, load_or_make, map_sizes, summarise
+from envs.smac_data import DATASETS, episode_stats, format_card, load_h5, load_or_make, map_sizes, summarise
 
 
 @dataclass
@@ -285,7 +285,7 @@ def taken(logp: torch.Tensor, batch: dict, i: int) -> torch.Tensor:
 def behaviour_cloning(data, behaviours, joint_behaviour, args, generator):
     """Eq. 21 and 22: maximum likelihood of the dataset actions, unavailable actions masked: µ^i over
     whole episodes, µ^-i on --batch-size transitions drawn from them."""
-    n_agents, n_actions = data["actions"].shape[2], data["avail"].shape[3]
+    n_agents = data["actions"].shape[2]
     optimiser = adam([p for m in [*behaviours, joint_behaviour] for p in m.parameters()], args.learning_rate)
     for _ in range(args.bc_updates):
         idx = torch.randint(len(data["reward"]), (args.batch_episodes,), generator=generator, device=data["reward"].device)

@@ -57,6 +57,9 @@ def test_h5_layout_matches_cfcql_field_by_field(cache):
         assert loaded["obs"].shape == (N, T_used, 5, 80)  # trimmed to the longest episode
         np.testing.assert_array_equal(loaded["obs"], data["obs"][:, :T_used])
         np.testing.assert_array_equal(loaded["actions"], data["actions"][:, :T_used, :, 0])
+        subset = load_h5(path, "2s3z", episodes=[5, 1])  # some episodes, in file order, trimmed to their longest
+        np.testing.assert_array_equal(subset["obs"], data["obs"][[1, 5], :subset["obs"].shape[1]])
+        assert subset["filled"].sum(1).max() == subset["obs"].shape[1]
 
 
 def test_same_seed_same_arrays_other_seed_other_arrays(cache, tmp_path):
