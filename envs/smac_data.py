@@ -38,8 +38,6 @@ from envs import InputError
 from envs.smac import MAPS, SMACBatch, check_map, scripted_actions
 
 DATASETS = ("medium", "medium_replay", "expert", "mixed")
-EPISODES = {"medium": 5000, "expert": 5000, "mixed": 5000, "medium_replay": 5000}
-REPLAY_EPISODES = {"2s3z": 1976}  # CFCQL's 2s3z medium_replay holds 1976 episodes (§11.1)
 POLICY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smac_policies")
 # CFCQL's h5 layout (§11.1): key -> (per-time-step shape given the map's sizes, dtype)
 H5_KEYS = {
@@ -63,6 +61,11 @@ CFCQL_CARDS = {
     ("6h_vs_8z", "medium"): (16.63, 3.03, 41.4), ("6h_vs_8z", "medium_replay"): (12.97, 2.22, 36.5),
     ("6h_vs_8z", "expert"): (19.01, 2.11, 45.6), ("6h_vs_8z", "mixed"): (17.81, 2.88, 43.5),
 }
+
+
+def cfcql_episodes(map_name: str, name: str) -> int:
+    """Episodes in CFCQL's file: 5000, except 2s3z medium_replay's 1976 (§11.1)."""
+    return 1976 if (map_name, name) == ("2s3z", "medium_replay") else 5000
 
 
 def map_sizes(map_name: str) -> dict:
@@ -391,7 +394,7 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
     manifest = policy_manifest(map_name, policy_dir)
     policy_path = os.path.join(policy_dir, map_name)
     base_seed = 10_000_000 * (seed + 1) + 1_000_000 * DATASETS.index(name)  # never a training or test battle's seed
-    n = episodes or (REPLAY_EPISODES.get(map_name, EPISODES[name]) if name == "medium_replay" else EPISODES[name])
+    n = episodes or cfcql_episodes(map_name, name)
     if name == "mixed" and n % 2:
         raise InputError(f"a mixed dataset takes half its episodes from medium and half from expert: episodes={n} must be even")
     writer = H5Writer(path, n, sizes)

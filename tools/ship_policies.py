@@ -30,7 +30,7 @@ import tyro
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from envs import InputError  # noqa: E402
 from envs.smac import SMACBatch  # noqa: E402
-from envs.smac_data import CFCQL_CARDS, EPISODES, POLICY_DIR, REPLAY_EPISODES, load_agent, rollout  # noqa: E402
+from envs.smac_data import CFCQL_CARDS, POLICY_DIR, cfcql_episodes, load_agent, rollout  # noqa: E402
 
 EVAL_SEED = 90_000_000  # battles never used by training, tests or datasets
 
@@ -137,7 +137,7 @@ def main(args: Args) -> dict:
     if not below:
         raise InputError(f"no snapshot before the expert (t_env {expert['t_env']}) plays below it; train longer")
     medium = min(below, key=lambda r: abs(r["eval"]["return"] - target))
-    n_replay = REPLAY_EPISODES.get(map_name, EPISODES["medium_replay"])
+    n_replay = cfcql_episodes(map_name, "medium_replay")
     replay = replay_window(rows, rows.index(medium), n_replay, args.max_replay_checkpoints)
 
     out_dir = os.path.join(args.policy_dir, map_name)
