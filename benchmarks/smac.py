@@ -1,0 +1,264 @@
+"""Benchmark of inspo_smac.py against the paper's Tables 4-7.
+
+Table 4: the four maps x the four datasets, InSPO and BC (µ, evaluated by the same run), seeds
+0-4. Table 5's α column (6h_vs_8z mixed: α = 0.1, 10 and auto) and Table 6 (update order random,
+fixed, semi-greedy on 5m_vs_6m and 6h_vs_8z mixed). Table 7: wall time per run.
+
+Every run is one call of inspo_smac.main through benchmarks/sweep.py; its summary.json (a few kB)
+is committed under benchmarks/results/smac/ and a run whose summary is there is skipped, so the
+grid (hours of CPU) is completed over several sittings and the tables are rebuilt from whatever
+summaries exist. Runs are ordered seed by seed, so a partial grid covers every cell first.
+
+    python benchmarks/smac.py [--seeds 0 1 2] [--workers 2] [--ray-address ADDRESS] [--report-only]
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tyro
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import sweep  # noqa: E402  (after the sys.path line)
+from envs import InputError  # noqa: E402
+
+MAPS = ("2s3z", "3s_vs_5z", "5m_vs_6m", "6h_vs_8z")
+DATASETS = ("medium", "medium_replay", "expert", "mixed")
+# The paper (StarCraft II, CFCQL's datasets), Table 4: win rate mean ± std over seeds 0-4.
+PAPER_INSPO = {
+    "2s3z": ("0.23 ± 0.06", "0.58 ± 0.09", "0.99 ± 0.01", "0.85 ± 0.04"),
+    "3s_vs_5z": ("0.17 ± 0.05", "0.10 ± 0.05", "0.99 ± 0.01", "0.78 ± 0.09"),
+    "5m_vs_6m": ("0.28 ± 0.06", "0.24 ± 0.07", "0.79 ± 0.12", "0.78 ± 0.06"),
+    "6h_vs_8z": ("0.43 ± 0.06", "0.23 ± 0.02", "0.74 ± 0.11", "0.60 ± 0.12"),
+}
+PAPER_BC = {
+    "2s3z": ("0.16 ± 0.07", "0.33 ± 0.04", "0.97 ± 0.02", "0.44 ± 0.06"),
+    "3s_vs_5z": ("0.08 ± 0.02", "0.01 ± 0.01", "0.98 ± 0.02", "0.21 ± 0.04"),
+    "5m_vs_6m": ("0.28 ± 0.37", "0.18 ± 0.06", "0.82 ± 0.04", "0.21 ± 0.12"),
+    "6h_vs_8z": ("0.40 ± 0.03", "0.11 ± 0.04", "0.60 ± 0.04", "0.27 ± 0.06"),
+}
+PAPER_ALPHA = {"0.1": "0.17 ± 0.07", "10": "0.53 ± 0.12", "auto": "0.60"}  # Table 5, 6h_vs_8z mixed
+PAPER_ORDER = {  # Table 6, mixed datasets
+    ("5m_vs_6m", "random"): "0.78 ± 0.06", ("5m_vs_6m", "fixed"): "0.78 ± 0.05", ("5m_vs_6m", "semi-greedy"): "0.78 ± 0.08",
+    ("6h_vs_8z", "random"): "0.60 ± 0.12", ("6h_vs_8z", "fixed"): "0.62 ± 0.10", ("6h_vs_8z", "semi-greedy"): "0.65 ± 0.11",
+}
+PAPER_HOURS = {"2s3z": 1.75, "3s_vs_5z": 1.2, "5m_vs_6m": 1.25, "6h_vs_8z": 2.25}  # Table 7, one seed on a GPU
+# The variants of the ablations: (map, dataset, name, flags beyond the defaults)
+ABLATIONS = [("6h_vs_8z", "mixed", "alpha-0.1", {"autotune_alpha": False, "alpha": 0.1}),
+             ("6h_vs_8z", "mixed", "alpha-10", {"autotune_alpha": False, "alpha": 10.0}),
+             *[(m, "mixed", f"order-{order}", {"update_order": order}) for m in ("5m_vs_6m", "6h_vs_8z") for order in ("fixed", "semi-greedy")]]
+
+
+@dataclass
+class Options:
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    """training seeds (the paper: 0-4)"""
+    maps: list[str] = field(default_factory=lambda: list(MAPS))
+    """maps of Table 4"""
+    datasets: list[str] = field(default_factory=lambda: list(DATASETS))
+    """datasets of Table 4"""
+    ablations: bool = True
+    """also run Table 5's α column and Table 6's update orders"""
+    num_updates: int = 500
+    """training iterations of every run (see docs/algorithm.md for how this budget was chosen)"""
+    bc_updates: int = 500
+    """behaviour-cloning updates of every run"""
+    eval_interval: int = 100
+    """32-battle evaluations for the learning curves"""
+    workers: int = 2
+    """runs in parallel on this machine, one thread each"""
+    ray_address: str | None = None
+    """run on a Ray cluster (`ray start --head` prints the address), or `local`"""
+    cuda: bool = False
+    """one GPU per run"""
+    report_only: bool = False
+    """rebuild smac.md and the PNG from the summaries already there; run nothing"""
+    results_dir: str = os.path.join(ROOT, "benchmarks", "results", "smac")
+    """where the runs' summaries (committed) go"""
+    out_dir: str = os.path.join(ROOT, "benchmarks", "results")
+    """where smac.md and smac_curves.png go"""
+
+
+def grid(options: Options) -> list[sweep.Run]:
+    budget = {"num_updates": options.num_updates, "bc_updates": options.bc_updates, "eval_interval": options.eval_interval,
+              "checkpoint_interval": options.eval_interval}  # a killed run resumes from its last evaluation
+    runs = []
+    for seed in options.seeds:  # seed by seed: a partial grid covers every cell first
+        for m in options.maps:
+            for d in options.datasets:
+                runs.append(sweep.Run(f"{m}/{d}/inspo/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget}))
+        if options.ablations:
+            for m, d, name, flags in ABLATIONS:
+                runs.append(sweep.Run(f"{m}/{d}/{name}/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget, **flags}))
+    return runs
+
+
+def fmt(values) -> str:
+    if not values:
+        return "–"
+    return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+
+
+def collect(summaries: dict[str, dict]) -> dict[tuple[str, str, str], list[dict]]:
+    """{(map, dataset, variant): [summary per seed, in seed order]}"""
+    groups: dict[tuple[str, str, str], list[tuple[int, dict]]] = {}
+    for name, summary in summaries.items():
+        m, d, variant, seed = name.split("/")
+        groups.setdefault((m, d, variant), []).append((int(seed.removeprefix("seed")), summary))
+    return {key: [s for _, s in sorted(items, key=lambda x: x[0])] for key, items in groups.items()}
+
+
+def seeds_of(runs: list[dict]) -> str:
+    return ",".join(str(s["args"]["seed"]) for s in runs)
+
+
+def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float | None) -> list[str]:
+    done = sum(len(v) for v in groups.values())
+    lines = [
+        "# InSPO on SMAC (Tables 4-7)",
+        "",
+        f"Generated by `python benchmarks/smac.py` on {time.strftime('%Y-%m-%d')} from the {done} run summaries under "
+        f"`benchmarks/results/smac/` ({total_runs} runs in the grid of this invocation). Runs: {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, {options.workers} runs side by side with one thread each"
+        + (f"; this sitting ran for {sweep_seconds / 60:.0f} min." if sweep_seconds else ".")
+        + " Every run: `inspo_smac.py` with its defaults and "
+        f"`--num-updates {options.num_updates} --bc-updates {options.bc_updates} --eval-interval {options.eval_interval}`.",
+        "",
+        "**Ours** is the built-in simulator (`envs/smac.py`) on our generated datasets (`envs/smac_data.py`, behaviour "
+        "policies in `envs/smac_policies/`); **the paper** is StarCraft II on CFCQL's datasets. The two are not the same "
+        "task: our behaviour policies, simulator and data differ (docs/smac_datasets.md), so the comparison is of "
+        "orderings and of InSPO against BC, not of digits. Win rate: greedy final evaluation over 320 battles "
+        "(CFCQL's protocol), mean ± std over the seeds listed; BC is the run's own behaviour-cloned µ evaluated the same way.",
+        "",
+        "## Table 4",
+        "",
+        "| map | dataset | data win rate | ours InSPO | ours BC | InSPO − BC | paper InSPO | paper BC | seeds | time/run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for m in MAPS:
+        for k, d in enumerate(DATASETS):
+            runs = groups.get((m, d, "inspo"), [])
+            if not runs:
+                lines.append(f"| {m} | {d} | – | – | – | – | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | none yet | – |")
+                continue
+            inspo = [s["final_win_rate"] for s in runs]
+            bc = [s["bc_win_rate"] for s in runs]
+            gain = np.mean(inspo) - np.mean(bc)
+            lines.append(f"| {m} | {d} | {runs[0]['card']['win_rate']:.2f} | {fmt(inspo)} | {fmt(bc)} | {gain:+.2f} | "
+                         f"{PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
+                         f"{np.mean([s['wall_time_s'] for s in runs]) / 60:.1f} min |")
+            if gain < -0.005:
+                verdicts.append(f"- {m} {d}: InSPO below BC by {-gain:.2f}.")
+    lines += ["", "InSPO ≥ BC (mean over seeds) in every measured cell." if not verdicts else "Cells where InSPO < BC:", *verdicts]
+
+    lines += ["", "## Table 5: α on 6h_vs_8z mixed", "", "| α | ours InSPO | paper | seeds |", "|---|---|---|---|"]
+    for label, variant in (("0.1", "alpha-0.1"), ("10", "alpha-10"), ("auto", "inspo")):
+        runs = groups.get(("6h_vs_8z", "mixed", variant), [])
+        lines.append(f"| {label} | {fmt([s['final_win_rate'] for s in runs])} | {PAPER_ALPHA[label]} | {seeds_of(runs) or 'none yet'} |")
+
+    lines += ["", "## Table 6: update order on the mixed datasets", "", "| map | order | ours InSPO | paper | seeds |",
+              "|---|---|---|---|---|"]
+    for m in ("5m_vs_6m", "6h_vs_8z"):
+        for order in ("random", "fixed", "semi-greedy"):
+            runs = groups.get((m, "mixed", "inspo" if order == "random" else f"order-{order}"), [])
+            lines.append(f"| {m} | {order} | {fmt([s['final_win_rate'] for s in runs])} | {PAPER_ORDER[(m, order)]} | "
+                         f"{seeds_of(runs) or 'none yet'} |")
+
+    lines += ["", "## Table 7: wall time per run", "",
+              "Ours: one CPU thread per run (two runs side by side on 2 cores), from the dataset load to the final "
+              "320-battle evaluation, BC and its evaluation included. The paper: InSPO on a GPU, one seed.", "",
+              "| map | ours, mean over its runs | max | paper (GPU) |", "|---|---|---|---|"]
+    for m in MAPS:
+        times = [s["wall_time_s"] for (mm, _, _), runs in groups.items() if mm == m for s in runs]
+        if times:
+            lines.append(f"| {m} | {np.mean(times) / 60:.1f} min | {np.max(times) / 60:.1f} min | {PAPER_HOURS[m]} h |")
+        else:
+            lines.append(f"| {m} | – | – | {PAPER_HOURS[m]} h |")
+
+    lines += ["", "## Per seed", "", "InSPO / BC final win rates, and the best 32-battle evaluation during training.", ""]
+    for key in sorted(groups):
+        runs = groups[key]
+        cells = ", ".join(f"s{s['args']['seed']}: {s['final_win_rate']:.3f} / {s['bc_win_rate']:.3f} (best {s['best_win_rate']:.2f})"
+                          for s in runs)
+        lines.append(f"- {' '.join(key)}: {cells}")
+    return lines
+
+
+def plot(groups: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(MAPS), figsize=(4 * len(MAPS), 3.6), sharey=True)
+    for ax, m in zip(axes, MAPS):
+        for k, d in enumerate(DATASETS):
+            runs = groups.get((m, d, "inspo"), [])
+            if not runs:
+                continue
+            n = min(len(s["history"]) for s in runs)
+            x = [h[0] for h in runs[0]["history"][:n]]
+            curves = np.array([[h[1] for h in s["history"][:n]] for s in runs])
+            color = f"C{k}"
+            ax.plot(x, curves.mean(0), color=color, label=f"{d} ({len(runs)} seeds)")
+            ax.fill_between(x, curves.min(0), curves.max(0), color=color, alpha=0.15)
+            ax.axhline(np.mean([s["bc_win_rate"] for s in runs]), color=color, ls=":", lw=1)
+        ax.set_title(m)
+        ax.set_xlabel("training iterations")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("win rate (32 battles, greedy); dotted: BC")
+    fig.suptitle("InSPO on the built-in SMAC simulator: mean over seeds, band min-max")
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=100)
+    os.replace(path + ".tmp.png", path)
+
+
+def main(options: Options) -> None:
+    for m in options.maps:
+        if m not in MAPS:
+            raise InputError(f"unknown map {m!r}; accepted: {', '.join(MAPS)}")
+    for d in options.datasets:
+        if d not in DATASETS:
+            raise InputError(f"unknown dataset {d!r}; accepted: {', '.join(DATASETS)}")
+    runs = grid(options)
+    sweep_seconds = None
+    if not options.report_only:
+        # build the datasets once, before the workers race for them
+        from envs.smac_data import load_or_make
+        for m, d in sorted({(r.flags["map"], r.flags["dataset"]) for r in runs
+                            if not os.path.isfile(sweep.summary_path(options.results_dir, r))}):
+            load_or_make(m, d, 0, None)
+        start = time.time()
+        sweep.run_grid(runs, options.results_dir, options.workers, options.ray_address, options.cuda)
+        sweep_seconds = time.time() - start
+    # the tables use every summary there, including seeds or cells outside this invocation's grid
+    summaries = {}
+    for dirpath, _, filenames in os.walk(options.results_dir):
+        if "summary.json" in filenames:
+            name = os.path.relpath(dirpath, options.results_dir)
+            summaries[name] = sweep.read_summary(options.results_dir, sweep.Run(name, "inspo_smac"))
+    groups = collect(summaries)
+    lines = report(options, groups, len(runs), sweep_seconds)
+    os.makedirs(options.out_dir, exist_ok=True)
+    md = os.path.join(options.out_dir, "smac.md")
+    with open(md + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(md + ".tmp", md)
+    if groups:
+        plot(groups, os.path.join(options.out_dir, "smac_curves.png"))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Options))
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

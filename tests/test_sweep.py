@@ -1,0 +1,130 @@
+"""benchmarks/sweep.py: a grid of single-file runs, resumable, on a process pool or on Ray."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from benchmarks import sweep
+from conftest import ROOT, assert_one_line_error
+from envs import InputError
+
+# A tiny matrix run: a few seconds each.
+TINY = {"game": "xor", "dataset": "b", "num_updates": 10, "bc_updates": 10, "final_eval_episodes": 32}
+# What a run's summary holds that depends on the clock, not on the computation.
+CLOCK_KEYS = {"wall_time_s", "history"}
+
+
+def tiny_grid(seeds=(0, 1, 2)):
+    return [sweep.Run(f"xor_b/seed{s}", "inspo_matrix", {**TINY, "seed": s}) for s in seeds]
+
+
+def computed(summary: dict) -> dict:
+    """The summary without its timings and without paths that name the run's directory."""
+    return {k: v for k, v in summary.items() if k not in CLOCK_KEYS and k != "args"}
+
+
+def sweep_cli(*args, **kwargs):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The tiny grid run once on the local pool."""
+    results = tmp_path_factory.mktemp("reference")
+    summaries = sweep.run_grid(tiny_grid(), str(results), workers=2, work_dir=str(results / "work"), progress=False)
+    return results, summaries
+
+
+def test_a_tiny_grid_runs_locally_and_is_skipped_when_done(reference):
+    results, summaries = reference
+    assert sorted(summaries) == ["xor_b/seed0", "xor_b/seed1", "xor_b/seed2"]
+    for name, summary in summaries.items():
+        assert summary["args"]["seed"] == int(name[-1]) and summary["args"]["num_updates"] == 10
+        assert json.load(open(results / name / "summary.json")) == summary
+    mtimes = {name: os.path.getmtime(results / name / "summary.json") for name in summaries}
+    start = time.time()
+    again = sweep.run_grid(tiny_grid(), str(results), workers=2, work_dir=str(results / "work"), progress=False)
+    assert again == summaries and time.time() - start < 5  # nothing ran again
+    assert mtimes == {name: os.path.getmtime(results / name / "summary.json") for name in summaries}
+
+
+def test_a_killed_sweep_does_only_the_missing_runs(reference, tmp_path):
+    _, expected = reference
+    args = ["--script", "inspo_matrix", "--set", *[f"{k}={v}" for k, v in TINY.items()], "--seeds", "0", "1", "2",
+            "--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"), "--workers", "1"]
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    prefix = tmp_path / "results" / "game=xor" / "dataset=b" / "num_updates=10" / "bc_updates=10" / "final_eval_episodes=32"
+    deadline = time.time() + 120
+    while not (prefix / "seed0" / "summary.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # kill -9 the driver and its worker
+    process.wait()
+    done = [s for s in (0, 1, 2) if (prefix / f"seed{s}" / "summary.json").exists()]
+    assert 1 <= len(done) < 3
+    before = {s: os.path.getmtime(prefix / f"seed{s}" / "summary.json") for s in done}
+    result = sweep_cli(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for s in done:  # the finished runs were not run again
+        assert os.path.getmtime(prefix / f"seed{s}" / "summary.json") == before[s]
+    for s in (0, 1, 2):  # and the sweep ends with the same numbers as one that was never killed
+        summary = json.load(open(prefix / f"seed{s}" / "summary.json"))
+        assert computed(summary) == computed(expected[f"xor_b/seed{s}"])
+
+
+def test_a_failing_run_is_reported_and_does_not_stop_the_others(tmp_path, capsys):
+    runs = [sweep.Run("good", "inspo_matrix", {**TINY, "seed": 0}),
+            sweep.Run("bad", "inspo_matrix", {**TINY, "seed": 0, "dataset_dir": str(tmp_path / "no_such_buffer")})]
+    summaries = sweep.run_grid(runs, str(tmp_path / "results"), workers=2, work_dir=str(tmp_path / "work"), progress=False)
+    assert list(summaries) == ["good"]
+    assert not (tmp_path / "results" / "bad" / "summary.json").exists()
+    err = capsys.readouterr().err
+    assert "run bad failed: error:" in err and "no_such_buffer" in err
+    assert "1 of 2 runs failed: bad" in err
+
+
+@pytest.mark.parametrize("runs, fragment", [
+    ([sweep.Run("a", "inspo_matrix", {"no_such_flag": 1})], "no_such_flag"),
+    ([sweep.Run("a", "inspo_nothing", {})], "inspo_nothing"),
+    ([sweep.Run("a", "inspo_matrix", {"runs_dir": "x"})], "runs_dir"),
+    ([sweep.Run("a", "inspo_matrix", {}), sweep.Run("a", "inspo_matrix", {"seed": 1})], "'a'"),
+    ([sweep.Run("../a", "inspo_matrix", {})], "../a"),
+])
+def test_a_bad_grid_is_rejected_before_anything_runs(tmp_path, runs, fragment):
+    with pytest.raises(InputError, match=fragment.replace(".", r"\.")):
+        sweep.run_grid(runs, str(tmp_path / "results"), workers=1, work_dir=str(tmp_path / "work"), progress=False)
+    assert not (tmp_path / "work").exists() or not os.listdir(tmp_path / "work")
+
+
+def test_cli_bad_input(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    base = ["--script", "inspo_matrix", "--set", "game=xor", "--seeds", "0", "--work-dir", str(tmp_path / "work")]
+    assert_one_line_error(sweep_cli(*base, "--results-dir", str(tmp_path / "r"), "--workers", "0"), "--workers 0")
+    assert_one_line_error(sweep_cli(*base, "--results-dir", str(a_file)), "--results-dir", "a_file")
+    assert a_file.read_text() == "keep me"
+    assert_one_line_error(sweep_cli(*base, "--results-dir", str(tmp_path / "r"), "--ray-address", "127.0.0.1:1"),
+                          "--ray-address", "127.0.0.1:1")
+    assert_one_line_error(sweep_cli("--script", "inspo_matrix", "--set", "gmae=xor", "--seeds", "0", "--results-dir",
+                                    str(tmp_path / "r")), "gmae")
+    assert_one_line_error(sweep_cli("--script", "inspo_matrix", "--set", "game", "--results-dir", str(tmp_path / "r")),
+                          "--set 'game'")
+
+
+def test_ray_gives_the_same_summaries_as_the_local_pool(reference, tmp_path):
+    ray = pytest.importorskip("ray")
+    _, expected = reference
+    try:
+        summaries = sweep.run_grid(tiny_grid(), str(tmp_path / "results"), workers=2, ray_address="local",
+                                   work_dir=str(tmp_path / "work"), progress=False)
+    finally:
+        ray.shutdown()
+    assert sorted(summaries) == sorted(expected)
+    for name in expected:
+        assert computed(summaries[name]) == computed(expected[name])
