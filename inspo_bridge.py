@@ -43,7 +43,7 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
-from envs import InputError
+from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb
 from envs.bridge import DATASETS, OPTIMUM, TRAIN_HORIZON, BridgeCore, format_card, load_or_make, transitions
 
 
@@ -52,7 +52,7 @@ class Args:
     exp_name: str = "inspo_bridge"
     """the name of this experiment (part of the run name)"""
     seed: int = 0
-    """seed of the networks, the minibatches and the evaluation"""
+    """seed of the networks, the minibatches and the evaluation (0 <= seed < 2^32)"""
     torch_deterministic: bool = True
     """sets `torch.backends.cudnn.deterministic`"""
     cuda: bool = False
@@ -68,7 +68,7 @@ class Args:
     progress: bool = True
     """show a tqdm progress bar"""
     checkpoint_interval: int = 1000
-    """write runs/<run_name>/checkpoint.pt (atomically) every this many iterations"""
+    """write runs/<run_name>/checkpoint.pt (atomically) every this many iterations (an integer in 1..10^9)"""
     resume: str | None = None
     """a checkpoint.pt to resume from (same configuration; --num-updates may grow)"""
 
@@ -78,7 +78,7 @@ class Args:
     dataset_dir: str | None = None
     """AlberDICE's released buffer directory (bridge_from_start/buffer_optimal or buffer_mix) instead of generated data"""
     dataset_seed: int = 0
-    """seed of the generated dataset"""
+    """seed of the generated dataset (0 <= seed < 2^32)"""
     cache_dir: str = ".cache"
     """where generated datasets and their cards are cached"""
     sequential: bool = True
@@ -87,63 +87,74 @@ class Args:
     """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
     num_updates: int = 2500
     """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps).
-    2500 is the smallest budget measured to reach Table 3 on both datasets (benchmarks/results/bridge.md)"""
+    2500 is the smallest budget measured to reach Table 3 on both datasets (benchmarks/results/bridge.md) (an integer in 1..10^9)"""
     bc_updates: int = 1000
-    """gradient updates of behaviour cloning (µ^i and µ^-i) before training"""
+    """gradient updates of behaviour cloning (µ^i and µ^-i) before training (an integer in 1..10^9)"""
     batch_size: int = 256
-    """minibatch size of every update"""
+    """minibatch size of every update (an integer in 1..2^20)"""
     pool_factor: int = 4
-    """the resampled minibatch is drawn ∝ ρ from a uniform candidate pool of pool_factor x batch_size"""
+    """the resampled minibatch is drawn ∝ ρ from a uniform candidate pool of pool_factor x batch_size (an integer in 1..1024)"""
     hidden_dim: int = 256
-    """width of the 3 hidden ReLU layers of every network"""
+    """width of the 3 hidden ReLU layers of every network (an integer in 1..8192)"""
     learning_rate: float = 1e-3
-    """Adam learning rate of the policies, critics and behaviour models (1e-3 reached the targets in fewer updates than 3e-4)"""
+    """Adam learning rate of the policies, critics and behaviour models (1e-3 reached the targets in fewer updates than 3e-4) (> 0)"""
     gamma: float = 0.99
-    """discount"""
+    """discount (in [0, 1])"""
     tau: float = 0.005
-    """soft-update rate of the target critics"""
+    """soft-update rate of the target critics (in (0, 1])"""
     alpha: float = 0.1
-    """KL temperature α (the initial value with --autotune-alpha)"""
+    """KL temperature α (the initial value with --autotune-alpha) (>= 0)"""
     autotune_alpha: bool = False
     """learn α so that the mean KL(π^i || µ^i) tracks --target-kl (Eq. 25)"""
     target_kl: float = 0.18
-    """the KL target D̄_KL of auto-tuned α"""
+    """the KL target D̄_KL of auto-tuned α (>= 0)"""
     alpha_lr: float = 3e-4
-    """Adam learning rate of log α"""
+    """Adam learning rate of log α (> 0)"""
     beta_0: float = 0.0
-    """initial entropy temperature β (0: see the docstring for why Bridge needs it)"""
+    """initial entropy temperature β (0: see the docstring for why Bridge needs it) (>= 0)"""
     beta_decay: float = 0.995
-    """β is multiplied by this after every iteration"""
+    """β is multiplied by this after every iteration (in [0, 1])"""
     cql_alpha: float = 0.1
-    """weight of the CQL term of the critic loss (Eq. 24)"""
+    """weight of the CQL term of the critic loss (Eq. 24) (>= 0)"""
     weight_clip: float = 100.0
-    """maximum of the policy-extraction weight exp((A − β log µ)/(α+β))"""
+    """maximum of the policy-extraction weight exp((A − β log µ)/(α+β)) (> 0)"""
     eval_episodes: int = 32
-    """episodes per evaluation during training (the paper's protocol)"""
+    """episodes per evaluation during training (the paper's protocol) (an integer in 1..10^6)"""
     final_eval_episodes: int = 320
-    """episodes of the final evaluation"""
+    """episodes of the final evaluation (an integer in 1..10^6)"""
     eval_interval: int = 500
-    """evaluate (and log) every this many iterations"""
+    """evaluate (and log) every this many iterations (an integer in 1..10^9)"""
     eval_greedy: bool = False
     """greedy evaluation (argmax); the default samples actions, as AlberDICE evaluates Bridge"""
 
 
 def check_args(args: Args) -> None:
-    """Reject impossible settings with one line that names the value and what is accepted."""
+    """Reject impossible settings with one line that names the value and what is accepted (before any work)."""
     if args.dataset not in DATASETS:
         raise InputError(f"unknown Bridge dataset {args.dataset!r}; accepted: {', '.join(DATASETS)}")
-    for name in ("alpha", "target_kl", "beta_0", "cql_alpha", "tau", "learning_rate", "alpha_lr", "gamma", "beta_decay", "weight_clip"):
-        value = getattr(args, name)
-        if not np.isfinite(value) or value < 0:
-            raise InputError(f"--{name.replace('_', '-')} {value} is not accepted; accepted: a finite number >= 0")
+    # every real flag with its domain: (name, low, high, low open, high open)
+    for name, low, high, low_open, high_open in (
+            ("learning_rate", 0, None, True, False), ("alpha_lr", 0, None, True, False), ("gamma", 0, 1, False, False),
+            ("tau", 0, 1, True, False), ("alpha", 0, None, False, False), ("target_kl", 0, None, False, False),
+            ("beta_0", 0, None, False, False), ("beta_decay", 0, 1, False, False), ("cql_alpha", 0, None, False, False),
+            ("weight_clip", 0, None, True, False)):
+        check_number(name, getattr(args, name), low, high, low_open, high_open)
     if args.alpha + args.beta_0 <= 0:
-        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; give α > 0")
-    for name in ("num_updates", "bc_updates", "batch_size", "pool_factor", "hidden_dim", "eval_episodes",
-                 "final_eval_episodes", "eval_interval", "checkpoint_interval"):
-        if getattr(args, name) <= 0:
-            raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)} is not accepted; accepted: an integer >= 1")
+        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0")
+    # every integer flag with its domain; the upper limits turn an impossible allocation into one line
+    for name, high in (("num_updates", 10**9), ("bc_updates", 10**9), ("batch_size", 2**20), ("pool_factor", 1024),
+                       ("hidden_dim", 8192), ("eval_episodes", 10**6), ("final_eval_episodes", 10**6), ("eval_interval", 10**9),
+                       ("checkpoint_interval", 10**9)):
+        check_count(name, getattr(args, name), 1, high)
+    check_seed("seed", args.seed)
+    check_seed("dataset_seed", args.dataset_seed)
     if args.resume is not None and not os.path.isfile(args.resume):
-        raise InputError(f"--resume {args.resume!r}: no such checkpoint file")
+        raise InputError(f"--resume {args.resume!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote")
+    if args.track:
+        import_wandb()
+    check_writable_dir("runs_dir", args.runs_dir)
+    if args.dataset_dir is None:
+        check_writable_dir("cache_dir", args.cache_dir)
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,6 +383,9 @@ def load_checkpoint(path: str, args: Args) -> dict:
         if key not in RESUMABLE and config.get(key) != value:
             raise InputError(f"--resume {path!r} was written with --{key.replace('_', '-')} {config.get(key)!r}, "
                              f"this run has {value!r}; accepted: the checkpoint's configuration")
+    if state["iteration"] >= args.num_updates:  # nothing to add: never overwrite the finished run's summary
+        raise InputError(f"--resume {path!r} is at iteration {state['iteration']}, --num-updates {args.num_updates} adds nothing; "
+                         f"accepted: --num-updates > {state['iteration']}")
     return state
 
 
@@ -397,7 +411,7 @@ def main(args: Args) -> dict:
     state_dim, obs_dim = data["state"].shape[1], data["obs"].shape[2]
     run_dir = os.path.join(args.runs_dir, run_name)
     if args.track:
-        import wandb
+        wandb = import_wandb()
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
     writer = SummaryWriter(run_dir)
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))

@@ -41,8 +41,8 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
-from envs import InputError
-from envs.matrix import ACTION_NAMES, PAYOFFS, MatrixGameEnv, check_game, joint_return, load_alberdice_xor, make_dataset
+from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb
+from envs.matrix import ACTION_NAMES, ALBERDICE_NAMES, PAYOFFS, MatrixGameEnv, check_game, joint_return, load_alberdice_xor, make_dataset
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Args:
     exp_name: str = "inspo_matrix"
     """the name of this experiment (part of the run name)"""
     seed: int = 0
-    """seed of the networks, the minibatches and the evaluation"""
+    """seed of the networks, the minibatches and the evaluation (0 <= seed < 2^32)"""
     torch_deterministic: bool = True
     """sets `torch.backends.cudnn.deterministic`"""
     cuda: bool = False
@@ -74,9 +74,9 @@ class Args:
     dataset_dir: str | None = None
     """an AlberDICE XOR buffer directory (e.g. .../mmdp_game_1_from_start/buffer_00_02_20) to use instead of generated data"""
     dataset_seed: int = 0
-    """seed of the generated dataset (a fixed artefact, like the paper's files)"""
+    """seed of the generated dataset (a fixed artefact, like the paper's files) (0 <= seed < 2^32)"""
     num_plays: int = 5400
-    """plays in a generated dataset, in the exact proportions of the paper's figures (AlberDICE's files: 5000 i.i.d.)"""
+    """plays in a generated dataset, in the exact proportions of the paper's figures (AlberDICE's files: 5000 i.i.d.) (an integer in 1..10^8)"""
     exact: bool = False
     """run Algorithm 1 exactly (closed-form critic and Eq. 13 policies) instead of networks"""
     sequential: bool = True
@@ -84,61 +84,76 @@ class Args:
     update_order: Literal["random", "fixed", "semi-greedy"] = "random"
     """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
     num_updates: int = 300
-    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps)"""
+    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps) (an integer in 1..10^9)"""
     bc_updates: int = 100
-    """gradient updates of behaviour cloning (µ^i and µ^-i) before training"""
+    """gradient updates of behaviour cloning (µ^i and µ^-i) before training (an integer in 1..10^9)"""
     batch_size: int = 64
-    """minibatch size of every update"""
+    """minibatch size of every update (an integer in 1..2^20)"""
     pool_factor: int = 4
-    """the resampled minibatch is drawn ∝ ρ from a uniform candidate pool of pool_factor x batch_size"""
+    """the resampled minibatch is drawn ∝ ρ from a uniform candidate pool of pool_factor x batch_size (an integer in 1..1024)"""
     hidden_dim: int = 256
-    """width of the 3 hidden ReLU layers of every network"""
+    """width of the 3 hidden ReLU layers of every network (an integer in 1..8192)"""
     learning_rate: float = 1e-3
-    """Adam learning rate of the policies, critics and behaviour models"""
+    """Adam learning rate of the policies, critics and behaviour models (> 0)"""
     gamma: float = 0.99
-    """discount (the one-step game terminates, so it does not matter here)"""
+    """discount (the one-step game terminates, so it does not matter here) (in [0, 1])"""
     tau: float = 0.2
-    """soft-update rate of the target critics (one-step game: the critic only regresses the reward, and a slow target only delays the actor)"""
+    """soft-update rate of the target critics (one-step game: the critic only regresses the reward, and a slow target only delays the actor) (in (0, 1])"""
     alpha: float = 0.1
-    """KL temperature α (the initial value with --autotune-alpha)"""
+    """KL temperature α (the initial value with --autotune-alpha) (>= 0)"""
     autotune_alpha: bool = False
     """learn α so that the mean KL(π^i || µ^i) tracks --target-kl (Eq. 25)"""
     target_kl: float = 0.18
-    """the KL target D̄_KL of auto-tuned α"""
+    """the KL target D̄_KL of auto-tuned α (>= 0)"""
     alpha_lr: float = 3e-4
-    """Adam learning rate of log α"""
+    """Adam learning rate of log α (> 0)"""
     beta_0: float = 10.0
-    """initial entropy temperature β (0 = no entropy: the "w/o entropy" ablation)"""
+    """initial entropy temperature β (0 = no entropy: the "w/o entropy" ablation) (>= 0)"""
     beta_decay: float = 0.978
-    """β is multiplied by this after every iteration"""
+    """β is multiplied by this after every iteration (in [0, 1])"""
     cql_alpha: float = 0.1
-    """weight of the CQL term of the critic loss (Eq. 24)"""
+    """weight of the CQL term of the critic loss (Eq. 24) (>= 0)"""
     weight_clip: float = 100.0
-    """maximum of the policy-extraction weight exp((A − β log µ)/(α+β))"""
+    """maximum of the policy-extraction weight exp((A − β log µ)/(α+β)) (> 0)"""
     eval_episodes: int = 32
-    """evaluation plays (episodes) per evaluation during training (the paper's protocol)"""
+    """evaluation plays (episodes) per evaluation during training (the paper's protocol) (an integer in 1..10^6)"""
     final_eval_episodes: int = 320
-    """plays of the final evaluation (OG-MARL's larger final evaluation)"""
+    """plays of the final evaluation (OG-MARL's larger final evaluation) (an integer in 1..10^6)"""
     eval_interval: int = 100
-    """evaluate (and log) every this many iterations"""
+    """evaluate (and log) every this many iterations (an integer in 1..10^9)"""
     eval_greedy: bool = True
     """greedy evaluation (argmax); --no-eval-greedy samples actions"""
 
 
 def check_args(args: Args) -> None:
-    """Reject impossible settings with one line that names the value and what is accepted."""
+    """Reject impossible settings with one line that names the value and what is accepted (before any work)."""
     check_game(args.game, args.dataset)
     if args.dataset_dir is not None and args.game != "xor":
         raise InputError(f"--dataset-dir holds AlberDICE's XOR buffers; it does not fit game {args.game!r} (accepted: --game xor)")
-    for name in ("alpha", "target_kl", "beta_0", "cql_alpha", "tau", "learning_rate", "alpha_lr", "gamma", "beta_decay", "weight_clip"):
-        value = getattr(args, name)
-        if not np.isfinite(value) or value < 0:
-            raise InputError(f"--{name.replace('_', '-')} {value} is not accepted; accepted: a finite number >= 0")
+    if args.dataset_dir is not None:  # the run is labelled with --dataset: it must be what the files hold
+        held = {name: dataset for dataset, name in ALBERDICE_NAMES.items()}.get(os.path.basename(os.path.normpath(args.dataset_dir)))
+        if held is not None and held != args.dataset:
+            raise InputError(f"--dataset {args.dataset} with --dataset-dir {args.dataset_dir!r}, which holds XOR dataset {held!r}; "
+                             f"accepted: --dataset {held}")
+    # every real flag with its domain: (name, low, high, low open, high open)
+    for name, low, high, low_open, high_open in (
+            ("learning_rate", 0, None, True, False), ("alpha_lr", 0, None, True, False), ("gamma", 0, 1, False, False),
+            ("tau", 0, 1, True, False), ("alpha", 0, None, False, False), ("target_kl", 0, None, False, False),
+            ("beta_0", 0, None, False, False), ("beta_decay", 0, 1, False, False), ("cql_alpha", 0, None, False, False),
+            ("weight_clip", 0, None, True, False)):
+        check_number(name, getattr(args, name), low, high, low_open, high_open)
     if args.alpha + args.beta_0 <= 0:
-        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; give α > 0")
-    for name in ("num_updates", "bc_updates", "batch_size", "pool_factor", "hidden_dim", "eval_episodes", "final_eval_episodes", "eval_interval", "num_plays"):
-        if getattr(args, name) <= 0:
-            raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)} is not accepted; accepted: an integer >= 1")
+        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0")
+    # every integer flag with its domain; the upper limits turn an impossible allocation into one line
+    for name, high in (("num_updates", 10**9), ("bc_updates", 10**9), ("batch_size", 2**20), ("pool_factor", 1024),
+                       ("hidden_dim", 8192), ("eval_episodes", 10**6), ("final_eval_episodes", 10**6), ("eval_interval", 10**9),
+                       ("num_plays", 10**8)):
+        check_count(name, getattr(args, name), 1, high)
+    check_seed("seed", args.seed)
+    check_seed("dataset_seed", args.dataset_seed)
+    if args.track:
+        import_wandb()
+    check_writable_dir("runs_dir", args.runs_dir)
 
 
 # ---------------------------------------------------------------------------------------
@@ -403,7 +418,7 @@ def main(args: Args) -> dict:
     payoff = PAYOFFS[args.game]
     n_agents, n_actions = raw["actions"].shape[1], payoff.shape[0]
     if args.track:
-        import wandb
+        wandb = import_wandb()
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
     writer = SummaryWriter(os.path.join(args.runs_dir, run_name))
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))

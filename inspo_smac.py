@@ -48,9 +48,9 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
-from envs import InputError
+from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb
 from envs.smac import MAPS, SMACBatch, make_env
-from envs.smac_data import DATASETS, episode_stats, format_card, load_h5, load_or_make, map_sizes, summarise
+from envs.smac_data import DATASETS, default_cache_dir, episode_stats, format_card, load_h5, load_or_make, map_sizes, summarise
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Args:
     exp_name: str = "inspo_smac"
     """the name of this experiment (part of the run name)"""
     seed: int = 0
-    """seed of the networks, the minibatches and the evaluation (>= 0)"""
+    """seed of the networks, the minibatches and the evaluation (0 <= seed < 2^32)"""
     torch_deterministic: bool = True
     """sets `torch.backends.cudnn.deterministic`"""
     cuda: bool = False
@@ -74,7 +74,7 @@ class Args:
     progress: bool = True
     """show a tqdm progress bar"""
     checkpoint_interval: int = 500
-    """write runs/<run_name>/checkpoint.pt (atomically) every this many iterations (>= 1)"""
+    """write runs/<run_name>/checkpoint.pt (atomically) every this many iterations (an integer in 1..10^9)"""
     resume: str | None = None
     """a checkpoint.pt to resume from (same configuration; --num-updates may grow)"""
 
@@ -86,9 +86,9 @@ class Args:
     dataset_file: str | None = None
     """one of CFCQL's original h5 files (e.g. 3s_vs_5z_mixed.h5) instead of the generated dataset"""
     dataset_seed: int = 0
-    """seed of the generated dataset (>= 0)"""
+    """seed of the generated dataset (0 <= seed < 2^32)"""
     dataset_episodes: int | None = None
-    """episodes of the generated dataset (default: CFCQL's 5000; 1976 for 2s3z medium_replay)"""
+    """episodes of the generated dataset (default: CFCQL's 5000; 1976 for 2s3z medium_replay) (an integer in 1..10^6)"""
     cache_dir: str | None = None
     """where generated datasets and their cards are cached (default: $INSPO_CACHE or ~/.cache/inspo)"""
     env_backend: Literal["builtin", "sc2"] = "builtin"
@@ -98,25 +98,25 @@ class Args:
     update_order: Literal["random", "fixed", "semi-greedy"] = "random"
     """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
     num_updates: int = 1000
-    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps)"""
+    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps) (an integer in 1..10^9)"""
     bc_updates: int = 1000
-    """gradient updates of behaviour cloning (µ^i and µ^-i) before training"""
+    """gradient updates of behaviour cloning (µ^i and µ^-i) before training (an integer in 1..10^9)"""
     batch_episodes: int = 32
-    """episodes unrolled per iteration (and per behaviour-cloning update)"""
+    """episodes unrolled per iteration (and per behaviour-cloning update) (an integer in 1..4096)"""
     batch_size: int = 256
-    """time steps drawn ∝ ρ from those episodes for each agent's critic and actor losses"""
+    """time steps drawn ∝ ρ from those episodes for each agent's critic and actor losses (an integer in 1..2^20)"""
     hidden_dim: int = 256
-    """width of the 3 hidden ReLU layers of the critics and of µ^-i"""
+    """width of the 3 hidden ReLU layers of the critics and of µ^-i (an integer in 1..8192)"""
     rnn_hidden: int = 64
-    """width of the recurrent policies and behaviour models (CFCQL's RNN agent: 64)"""
+    """width of the recurrent policies and behaviour models (CFCQL's RNN agent: 64) (an integer in 1..4096)"""
     learning_rate: float = 5e-4
     """Adam learning rate of the policies, critics and behaviour models (> 0)"""
     gamma: float = 0.99
-    """discount, in [0, 1]"""
+    """discount (in [0, 1])"""
     tau: float = 0.005
-    """soft-update rate of the target critics, in (0, 1]"""
+    """soft-update rate of the target critics (in (0, 1])"""
     alpha: float = 0.1
-    """KL temperature α (the initial value with --autotune-alpha), >= 0"""
+    """KL temperature α (the initial value with --autotune-alpha) (>= 0)"""
     autotune_alpha: bool = True
     """learn α so that the mean KL(π^i || µ^i) tracks --target-kl (Eq. 25; the paper's SMAC setting)"""
     target_kl: float = 0.18
@@ -124,48 +124,56 @@ class Args:
     alpha_lr: float = 3e-4
     """Adam learning rate of log α (> 0)"""
     beta_0: float = 0.0
-    """initial entropy temperature β (>= 0; see the docstring for the default)"""
+    """initial entropy temperature β (see the docstring for the default) (>= 0)"""
     beta_decay: float = 0.995
-    """β is multiplied by this after every iteration, in [0, 1]"""
+    """β is multiplied by this after every iteration (in [0, 1])"""
     cql_alpha: float = 0.1
-    """weight of the CQL term of the critic loss (Eq. 24), >= 0"""
+    """weight of the CQL term of the critic loss (Eq. 24) (>= 0)"""
     weight_clip: float = 100.0
-    """maximum of the policy-extraction weight exp((A − β log µ)/(α+β)), > 0"""
+    """maximum of the policy-extraction weight exp((A − β log µ)/(α+β)) (> 0)"""
     eval_episodes: int = 32
-    """battles per evaluation during training (the paper's protocol)"""
+    """battles per evaluation during training (the paper's protocol) (an integer in 1..10^5)"""
     final_eval_episodes: int = 320
-    """battles of the final evaluation"""
+    """battles of the final evaluation (an integer in 1..10^5)"""
     eval_interval: int = 250
-    """evaluate (and log) every this many iterations"""
+    """evaluate (and log) every this many iterations (an integer in 1..10^9)"""
     eval_greedy: bool = True
     """greedy evaluation (argmax over the available actions, CFCQL's protocol); --no-eval-greedy samples"""
 
 
 def check_args(args: Args) -> None:
-    """Reject impossible settings with one line that names the value and what is accepted."""
+    """Reject impossible settings with one line that names the value and what is accepted (before any work)."""
     if args.map not in MAPS:
         raise InputError(f"unknown SMAC map {args.map!r}; accepted: {', '.join(MAPS)}")
     if args.dataset not in DATASETS:
         raise InputError(f"unknown SMAC dataset {args.dataset!r}; accepted: {', '.join(DATASETS)}")
-    for name, low, high, open_low in (("alpha", 0, None, False), ("target_kl", 0, None, False), ("beta_0", 0, None, False),
-                                      ("cql_alpha", 0, None, False), ("tau", 0, 1, True), ("learning_rate", 0, None, True),
-                                      ("alpha_lr", 0, None, True), ("gamma", 0, 1, False), ("beta_decay", 0, 1, False),
-                                      ("weight_clip", 0, None, True)):
-        value = getattr(args, name)
-        if not np.isfinite(value) or value < low or (open_low and value == low) or (high is not None and value > high):
-            accepted = ("a number in " + ("(" if open_low else "[") + f"{low}, {high}]") if high is not None else \
-                f"a finite number {'>' if open_low else '>='} {low}"
-            raise InputError(f"--{name.replace('_', '-')} {value} is not accepted; accepted: {accepted}")
+    # every real flag with its domain: (name, low, high, low open, high open)
+    for name, low, high, low_open, high_open in (
+            ("learning_rate", 0, None, True, False), ("alpha_lr", 0, None, True, False), ("gamma", 0, 1, False, False),
+            ("tau", 0, 1, True, False), ("alpha", 0, None, False, False), ("target_kl", 0, None, False, False),
+            ("beta_0", 0, None, False, False), ("beta_decay", 0, 1, False, False), ("cql_alpha", 0, None, False, False),
+            ("weight_clip", 0, None, True, False)):
+        check_number(name, getattr(args, name), low, high, low_open, high_open)
     if args.alpha + args.beta_0 <= 0:
-        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; give α > 0")
-    for name in ("num_updates", "bc_updates", "batch_episodes", "batch_size", "hidden_dim", "rnn_hidden", "eval_episodes",
-                 "final_eval_episodes", "eval_interval", "checkpoint_interval"):
-        if getattr(args, name) <= 0:
-            raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)} is not accepted; accepted: an integer >= 1")
-    if args.seed < 0 or args.dataset_seed < 0:
-        raise InputError(f"--seed {args.seed} / --dataset-seed {args.dataset_seed} is not accepted; accepted: an integer >= 0")
+        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0")
+    # every integer flag with its domain; the upper limits turn an impossible allocation into one line
+    for name, high in (("num_updates", 10**9), ("bc_updates", 10**9), ("batch_episodes", 4096), ("batch_size", 2**20),
+                       ("hidden_dim", 8192), ("rnn_hidden", 4096), ("eval_episodes", 10**5), ("final_eval_episodes", 10**5),
+                       ("eval_interval", 10**9), ("checkpoint_interval", 10**9)):
+        check_count(name, getattr(args, name), 1, high)
+    if args.dataset_episodes is not None:
+        check_count("dataset_episodes", args.dataset_episodes, 1, 10**6)
+    check_seed("seed", args.seed)
+    check_seed("dataset_seed", args.dataset_seed)
     if args.resume is not None and not os.path.isfile(args.resume):
-        raise InputError(f"--resume {args.resume!r}: no such checkpoint file")
+        raise InputError(f"--resume {args.resume!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote")
+    if args.dataset_file is not None and not os.path.isfile(args.dataset_file):
+        raise InputError(f"--dataset-file {args.dataset_file!r}: no such file; accepted: one of CFCQL's h5 files")
+    if args.track:
+        import_wandb()
+    check_writable_dir("runs_dir", args.runs_dir)
+    if args.dataset_file is None:
+        check_writable_dir("cache_dir", args.cache_dir or default_cache_dir())
 
 
 # ---------------------------------------------------------------------------------------
@@ -524,10 +532,7 @@ def main(args: Args) -> dict:
     state_dim, obs_dim = data["state"].shape[2], data["obs"].shape[3]
     in_dim = obs_dim + n_actions + n_agents
     if args.track:
-        try:
-            import wandb
-        except ImportError:
-            raise InputError("--track needs wandb: pip install wandb") from None
+        wandb = import_wandb()
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
     writer = SummaryWriter(run_dir)
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))

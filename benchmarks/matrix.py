@@ -4,18 +4,22 @@ Seeds 0-4 of every configuration, each run with the script's defaults unless the
 otherwise, two runs at a time (one thread each). Writes benchmarks/results/matrix.md and
 benchmarks/results/matrix_policies.png.
 
-    python benchmarks/matrix.py [--alberdice-dir ../shared/data/alberdice] [--workers 2]
+    python benchmarks/matrix.py [--alberdice-dir ../shared/data/alberdice] [--workers 2] [--ray-address ADDRESS] [--fresh]
+
+Runs go through benchmarks/sweep.py: their summaries land in --results-dir and a run whose
+summary is there is skipped, so an interrupted benchmark continues where it stopped.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import re
+import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from multiprocessing import get_context
+from dataclasses import dataclass, field
 
 import numpy as np
 import tyro
@@ -23,7 +27,8 @@ import tyro
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-SEEDS = (0, 1, 2, 3, 4)
+from benchmarks import sweep  # noqa: E402  (after the sys.path line)
+
 # The paper's numbers: InSPO (Tables 1-2, Figure 5) and BC (Tables 1-2, stochastic by construction).
 PAPER = {("xor", "a"): (1.00, 0.00), ("xor", "b"): (1.00, 0.23), ("xor", "c"): (1.00, 0.00),
          ("mne", "balanced"): (20.00, -9.79), ("mne", "imbalanced"): (20.00, -3.47)}
@@ -36,8 +41,18 @@ from envs.matrix import ALBERDICE_NAMES  # noqa: E402  (after the sys.path line)
 class Options:
     alberdice_dir: str = os.path.join(ROOT, "..", "shared", "data", "alberdice")
     """directory holding AlberDICE's released files (mmdp_game_1_from_start/...); rows are skipped if absent"""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    """training seeds of every configuration"""
     workers: int = 2
     """runs in parallel (each uses one thread)"""
+    ray_address: str | None = None
+    """run on a Ray cluster (`ray start --head` prints the address), or `local`"""
+    results_dir: str = os.path.join(ROOT, "runs", "benchmarks", "matrix")
+    """where the runs' summaries go; a run whose summary is there is skipped (delete it, or --fresh, to run again)"""
+    fresh: bool = False
+    """delete --results-dir first: every run runs again"""
+    compare_workers: bool = False
+    """first run the whole grid with one worker (in a temporary directory) and report the speed-up of --workers"""
     out_dir: str = os.path.join(ROOT, "benchmarks", "results")
     """where matrix.md and matrix_policies.png go"""
 
@@ -64,16 +79,9 @@ def configurations(alberdice_dir: str) -> list[tuple[str, dict]]:
     return rows
 
 
-def run_one(job):
-    label, overrides, seed, runs_dir = job
-    import torch
-    torch.set_num_threads(1)
-    import inspo_matrix
-    args = inspo_matrix.Args(seed=seed, runs_dir=runs_dir, progress=False, **overrides)
-    start = time.time()
-    summary = inspo_matrix.main(args)
-    summary["process_wall_s"] = time.time() - start
-    return label, seed, summary
+def run_name(label: str, seed: int) -> str:
+    """A directory name for a configuration's label ("practical | generated | xor a" -> "practical_generated_xor_a")."""
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_") + f"/seed{seed}"
 
 
 def fmt(values) -> str:
@@ -87,24 +95,35 @@ def policy_table(joint: np.ndarray, game: str) -> str:
 
 def main(options: Options) -> None:
     rows = configurations(options.alberdice_dir)
-    runs_dir = tempfile.mkdtemp(prefix="inspo_matrix_bench_")
-    jobs = [(label, overrides, seed, runs_dir) for label, overrides in rows for seed in SEEDS]
+    runs = [sweep.Run(run_name(label, seed), "inspo_matrix", {**overrides, "seed": seed}) for label, overrides in rows
+            for seed in options.seeds]
+    if options.fresh and os.path.isdir(options.results_dir):
+        shutil.rmtree(options.results_dir)
+    serial = None
+    if options.compare_workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.time()
+            sweep.run_grid(runs, tmp, 1, work_dir=os.path.join(tmp, "work"))
+            serial = time.time() - start
+    ran = sum(not os.path.isfile(sweep.summary_path(options.results_dir, run)) for run in runs)
     start = time.time()
-    with get_context("spawn").Pool(options.workers) as pool:
-        results = pool.map(run_one, jobs, chunksize=1)
+    summaries = sweep.run_grid(runs, options.results_dir, options.workers, options.ray_address)
     total = time.time() - start
-    by_label: dict[str, list[dict]] = {}
-    for label, _, summary in results:
-        by_label.setdefault(label, []).append(summary)
+    if len(summaries) < len(runs):
+        raise SystemExit(f"{len(runs) - len(summaries)} runs failed (above); run again to retry only those")
+    by_label = {label: [summaries[run_name(label, seed)] for seed in options.seeds] for label, _ in rows}
+    jobs = runs
 
     lines = [
         "# InSPO on the matrix games (Tables 1-2, Figure 5)",
         "",
         f"Generated by `python benchmarks/matrix.py` on {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, {options.workers} runs in parallel with one thread each. Whole benchmark: **{total:.0f} s** "
-        f"for {len(jobs)} runs.",
+        f"{os.cpu_count()} CPU cores, {options.workers} runs in parallel with one thread each (benchmarks/sweep.py). "
+        f"Whole benchmark: **{total:.0f} s** for {len(jobs)} runs ({len(jobs) - ran} of them already done before this call)"
+        + (f"; the same grid with one worker: {serial:.0f} s, a speed-up of **{serial / total:.2f}x** with "
+           f"{options.workers} workers." if serial else "."),
         "",
-        "Each row: seeds 0-4, mean ± std over seeds. *Greedy* is the return of the argmax joint action "
+        f"Each row: seeds {', '.join(map(str, options.seeds))}, mean ± std over seeds. *Greedy* is the return of the argmax joint action "
         "(the default evaluation); *stochastic* samples 320 final evaluation plays; *expected* is "
         "Σ π¹(a¹)π²(a²)R(a¹,a²), the limit of infinitely many stochastic plays. BC is µ evaluated "
         "the same way; the paper's BC column is a stochastic evaluation (expected value of µ). *Practical* = the "
@@ -131,7 +150,7 @@ def main(options: Options) -> None:
             f"{fmt([s['final_return_stochastic'] for s in summaries])} | {fmt([s['expected_return'] for s in summaries])} | "
             f"{paper_text} | {fmt([s['bc_return_greedy'] for s in summaries])} | {fmt([s['bc_expected_return'] for s in summaries])} | "
             f"{paper_bc:.2f} | {policy_table(joint, game)} | {np.mean([s['wall_time_s'] for s in summaries]):.1f} s |")
-    per_seed = ["", "## Per-seed greedy returns", "", "| mode | data | task | seeds 0-4 |", "|---|---|---|---|"]
+    per_seed = ["", "## Per-seed greedy returns", "", "| mode | data | task | seeds |", "|---|---|---|---|"]
     for label, _ in rows:
         mode, data, task = [part.strip() for part in label.split("|")]
         greedy = " ".join("%.2f" % s["final_return_greedy"] for s in by_label[label])
@@ -144,11 +163,11 @@ def main(options: Options) -> None:
     with open(os.path.join(options.out_dir, "matrix.md.tmp"), "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(os.path.join(options.out_dir, "matrix.md.tmp"), os.path.join(options.out_dir, "matrix.md"))
-    plot(mean_policies, os.path.join(options.out_dir, "matrix_policies.png"))
+    plot(mean_policies, os.path.join(options.out_dir, "matrix_policies.png"), options.seeds)
     print("\n".join(lines))
 
 
-def plot(mean_policies: dict, path: str) -> None:
+def plot(mean_policies: dict, path: str, seeds: list[int]) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -168,7 +187,7 @@ def plot(mean_policies: dict, path: str) -> None:
         ax.set_title(f"{task}\n{data.replace('generated', 'InSPO')} ({mode})", fontsize=8)
         ax.set_xlabel("agent 2", fontsize=8)
         ax.set_ylabel("agent 1", fontsize=8)
-    fig.suptitle("Final joint policies π¹⊗π², mean over seeds 0-4")
+    fig.suptitle(f"Final joint policies π¹⊗π², mean over seeds {', '.join(map(str, seeds))}")
     fig.tight_layout()
     fig.savefig(path + ".tmp.png", dpi=110)
     os.replace(path + ".tmp.png", path)

@@ -116,6 +116,7 @@ def execute(run: Run, work_dir: str, cuda: bool = False) -> tuple[str, dict | No
 
 
 def _execute(run: Run, work_dir: str, cuda: bool) -> tuple[str, dict | None, str | None]:
+    start = time.time()
     try:
         import torch
         torch.set_num_threads(1)
@@ -126,10 +127,14 @@ def _execute(run: Run, work_dir: str, cuda: bool) -> tuple[str, dict | None, str
         checkpoint = latest_checkpoint(runs_dir) if "resume" in fields else None
         if checkpoint is not None:  # killed in the middle: continue from the last checkpoint
             try:
-                return run.name, module.main(module.Args(**run.flags, runs_dir=runs_dir, progress=False, resume=checkpoint, **extra)), None
+                summary = module.main(module.Args(**run.flags, runs_dir=runs_dir, progress=False, resume=checkpoint, **extra))
+                summary["process_wall_s"] = time.time() - start
+                return run.name, summary, None
             except InputError as error:
                 print(f"sweep: {run.name}: not resumed from {checkpoint} ({error}); starting again", file=sys.stderr)
-        return run.name, module.main(module.Args(**run.flags, runs_dir=runs_dir, progress=False, **extra)), None
+        summary = module.main(module.Args(**run.flags, runs_dir=runs_dir, progress=False, **extra))
+        summary["process_wall_s"] = time.time() - start  # the run's wall time with its worker's imports
+        return run.name, summary, None
     except InputError as error:
         return run.name, None, f"error: {error}"
     except Exception as error:  # reported with the others' results; never stops the sweep

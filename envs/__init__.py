@@ -8,3 +8,58 @@ the top-level `inspo_*.py` scripts.
 
 class InputError(ValueError):
     """Bad user input (a flag, a dataset file, a cache). Scripts print it as one line and exit 2."""
+
+
+# ---------------------------------------------------------------------------------------
+# Checks at the boundary, shared by the scripts' check_args and the envs' public methods:
+# each raises InputError with the flag, the bad value and what is accepted.
+# ---------------------------------------------------------------------------------------
+SEED_LIMIT = 2**32  # numpy, torch and the simulators all take seeds in [0, 2**32)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_number(name: str, value, low: float, high: float | None = None, low_open: bool = False,
+                 high_open: bool = False) -> None:
+    """A finite real number in [low, high] (open at an end when asked)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+    if ok:
+        ok = (value > low if low_open else value >= low) and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        interval = ("(" if low_open else "[") + f"{low}, " + ("∞)" if high is None else f"{high}" + (")" if high_open else "]"))
+        raise InputError(f"{flag(name)} {value} is not accepted; accepted: a finite number in {interval}")
+
+
+def check_count(name: str, value, low: int = 1, high: int = 10**9) -> None:
+    """An integer in [low, high]; the upper limit turns an impossible allocation into one line."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InputError(f"{flag(name)} {value} is not accepted; accepted: an integer in [{low}, {high}]")
+
+
+def check_seed(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < SEED_LIMIT:
+        raise InputError(f"{flag(name)} {value!r} is not accepted; accepted: an integer in [0, 2**32)")
+
+
+def check_writable_dir(name: str, path: str) -> None:
+    """Create the directory if needed and prove it can be written, before any long work starts."""
+    import os
+    import tempfile
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test_"):
+            pass
+    except OSError as error:
+        raise InputError(f"{flag(name)} {path!r} cannot be written ({error.strerror or error}); "
+                         "accepted: a directory this user can write") from None
+
+
+def import_wandb():
+    """wandb for --track, or one line saying how to get it."""
+    try:
+        import wandb
+    except ImportError:
+        raise InputError("--track needs wandb, which is not installed; accepted: pip install wandb, or no --track") from None
+    return wandb

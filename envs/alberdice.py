@@ -60,12 +60,29 @@ def load_buffer(path: str, n_agents: int, n_actions: int) -> dict[str, np.ndarra
     for name in ("state", "obs", "reward"):
         if not np.isfinite(arrays[name]).all():
             raise InputError(f"{os.path.join(path, name + '.npy')!r} contains NaN or infinite values")
+    for name in ("filled", "terminated", "avail_actions"):
+        if not np.isin(arrays[name], (0, 1)).all():
+            raise InputError(f"{os.path.join(path, name + '.npy')!r} holds values other than 0 and 1")
     filled = arrays["filled"][..., 0].astype(bool)
-    actions = arrays["actions"][..., 0]
-    bad = filled & ((actions < 0) | (actions >= n_actions)).any(-1)
+    if (filled[:, 1:] & ~filled[:, :-1]).any():
+        e = int(np.argwhere(filled[:, 1:] & ~filled[:, :-1])[0, 0])
+        raise InputError(f"{os.path.join(path, 'filled.npy')!r}: episode {e} has a filled slot after an empty one; "
+                         "accepted: each episode's filled slots first, then padding")
+    transition = filled[:, 1:]  # slot t is a transition when slot t + 1 is filled (slot L holds the final state)
+    if not transition.any():
+        raise InputError(f"dataset directory {path!r} holds no transition (no episode has two filled slots)")
+    actions = arrays["actions"][:, :-1, :, 0]
+    bad = transition[..., None] & ((actions < 0) | (actions >= n_actions))
     if bad.any():
-        e, t = np.argwhere(bad)[0]
+        e, t, _ = np.argwhere(bad)[0]
         raise InputError(f"{os.path.join(path, 'actions.npy')!r}: episode {e} slot {t} has actions {actions[e, t].tolist()}; accepted 0..{n_actions - 1}")
+    avail = arrays["avail_actions"][:, :-1]
+    taken = np.take_along_axis(avail, np.clip(actions, 0, n_actions - 1)[..., None], -1)[..., 0]
+    bad = transition[..., None] & (taken == 0)
+    if bad.any():  # behaviour cloning would train on log-probabilities of about −1e9
+        e, t, i = np.argwhere(bad)[0]
+        raise InputError(f"{os.path.join(path, 'actions.npy')!r}: episode {e} slot {t}: agent {i} took action {actions[e, t, i]}, "
+                         "which avail_actions.npy marks unavailable; accepted: taken actions available")
     return arrays
 
 

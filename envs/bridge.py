@@ -247,6 +247,10 @@ def load_or_make(name: str, seed: int, cache_dir: str, dataset_dir: str | None =
     if name not in DATASETS:
         raise InputError(f"unknown Bridge dataset {name!r}; accepted: {', '.join(DATASETS)}")
     if dataset_dir is not None:
+        for other, released in RELEASED_NAMES.items():  # the run is labelled with --dataset: it must be what the files hold
+            if other != name and os.path.basename(os.path.normpath(dataset_dir)) == released:
+                raise InputError(f"--dataset {name} with --dataset-dir {dataset_dir!r}, which holds the released {other!r} "
+                                 f"dataset; accepted: --dataset {other}, or the {RELEASED_NAMES[name]} directory")
         arrays = load_buffer(dataset_dir, n_agents=N_AGENTS, n_actions=N_ACTIONS)
         if arrays["state"].shape[2] != STATE_DIM or arrays["obs"].shape[3] != STATE_DIM:
             raise InputError(f"{dataset_dir!r}: state and obs must have {STATE_DIM} features (Bridge §6), got "
@@ -270,15 +274,22 @@ def load_or_make(name: str, seed: int, cache_dir: str, dataset_dir: str | None =
            "mixed": "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)"}[name]
     card = dataset_card(arrays, how, seed)
     card["sha256"] = _checksum(arrays)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".bridge_{name}_", dir=cache_dir)
-    for key, array in arrays.items():
-        np.save(os.path.join(tmp, key + ".npy"), array)
-    with open(os.path.join(tmp, "card.json"), "w") as f:
-        json.dump(card, f, indent=2)
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".bridge_{name}_", dir=cache_dir)
+    except OSError as error:
+        raise InputError(f"--cache-dir {cache_dir!r} cannot be written ({error.strerror or error})") from None
+    try:
+        for key, array in arrays.items():
+            np.save(os.path.join(tmp, key + ".npy"), array)
+        with open(os.path.join(tmp, "card.json"), "w") as f:
+            json.dump(card, f, indent=2)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or a kill: no half-written directory is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return arrays, card
 
 
@@ -318,8 +329,10 @@ class BridgeEnv(ParallelEnv):
         return self._obs(state), {a: {} for a in self.agents}
 
     def step(self, actions):
-        if set(actions) != set(self.agents):
-            raise InputError(f"step() needs one action for each of {self.agents}, got keys {sorted(actions)}")
+        if not self.agents:
+            raise InputError("step() before reset() or after the episode ended; call reset() first")
+        if not isinstance(actions, dict) or set(actions) != set(self.agents):
+            raise InputError(f"step() needs a dict of one action for each of {self.agents}, got {actions!r}")
         joint = np.array([[actions[a] for a in self.possible_agents]])
         state, reward, terminated = self.core.step(joint)
         truncated = not terminated[0] and self.core.t[0] >= self.core.horizon

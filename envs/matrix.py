@@ -143,11 +143,13 @@ class MatrixGameEnv(ParallelEnv):
         return self._observations(), {agent: {} for agent in self.agents}
 
     def step(self, actions):
-        if set(actions) != set(self.agents):
-            raise InputError(f"step() needs one action for each of {self.agents}, got keys {sorted(actions)}")
+        if not self.agents:
+            raise InputError("step() before reset() or after the episode ended; call reset() first")
+        if not isinstance(actions, dict) or set(actions) != set(self.agents):
+            raise InputError(f"step() needs a dict of one action for each of {self.agents}, got {actions!r}")
         n = self.payoff.shape[0]
         for agent, action in actions.items():
-            if not (isinstance(action, (int, np.integer)) and 0 <= action < n):
+            if not (isinstance(action, (int, np.integer)) and not isinstance(action, (bool, np.bool_)) and 0 <= action < n):
                 raise InputError(f"action {action!r} of {agent} is not accepted; accepted: integers 0..{n - 1}")
         reward = float(self.payoff[actions["agent_0"], actions["agent_1"]])
         observations = self._observations()

@@ -119,6 +119,15 @@ ALLY_TYPE_BIT = {"stalker": 0, "zealot": 1}
 ENEMY_TYPE_BIT = {"zealot": 0, "stalker": 1}
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_seed_value(seed) -> None:
+    if not _is_int(seed) or not 0 <= seed < 2**32:
+        raise InputError(f"seed={seed!r} is not accepted; accepted: an integer in [0, 2**32)")
+
+
 def check_map(map_name: str) -> MapSpec:
     if map_name not in MAPS:
         raise InputError(f"unknown SMAC map {map_name!r}; known maps: {', '.join(MAPS)}")
@@ -162,10 +171,9 @@ class SMACBatch:
 
     def __init__(self, map_name: str, n_battles: int, seed: int = 0, auto_reset: bool = True):
         spec = check_map(map_name)
-        if not isinstance(n_battles, (int, np.integer)) or n_battles <= 0:
-            raise InputError(f"n_battles={n_battles!r} is not accepted; accepted: an integer >= 1")
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InputError(f"seed={seed!r} is not accepted; accepted: an integer >= 0")
+        if not _is_int(n_battles) or not 1 <= n_battles <= 10**6:
+            raise InputError(f"n_battles={n_battles!r} is not accepted; accepted: an integer in [1, 10**6]")
+        check_seed_value(seed)
         self.map_name, self.n_battles, self.auto_reset = map_name, int(n_battles), auto_reset
         self.n_agents, self.n_enemies = len(spec.allies), len(spec.enemies)
         self.n_actions = N_NO_ATTACK + self.n_enemies
@@ -210,7 +218,8 @@ class SMACBatch:
         self.padded_grid = padded.ravel()
         self.others = np.array([[j for j in range(self.n_agents) if j != i] for i in range(self.n_agents)], dtype=np.int64)
         self.seeds = np.uint64(seed) + np.arange(self.n_battles, dtype=np.uint64)
-        self._allocate()  # call reset() before the first step
+        self._allocate()
+        self.started = False  # reset() before the first step
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -221,6 +230,7 @@ class SMACBatch:
     def reset(self):
         """Start every battle anew (the next episode of each battle's own random stream)."""
         self._reset_battles(np.ones(self.n_battles, dtype=bool))
+        self.started = True
         avail = self.get_avail_actions()
         return self.get_obs(avail), self.get_state(), avail
 
@@ -403,6 +413,8 @@ class SMACBatch:
     # -- one SMAC step ------------------------------------------------------------------
     def step(self, actions):
         """§6: record the last action, issue orders, run 8 game loops, then reward and end codes."""
+        if not self.started:
+            raise InputError("step() before reset(); call reset() first")
         actions = self.check_actions(actions)
         nA = self.n_agents
         self.last_action[:] = actions
@@ -589,6 +601,8 @@ class StarCraft2Env:
         if unsupported:
             raise InputError(f"the built-in simulator supports SMAC's default settings only; got {unsupported}; "
                              f"accepted: {SMAC_DEFAULTS}")
+        if seed is not None:
+            check_seed_value(seed)
         self.map_name = map_name
         self._seed = 0 if seed is None else int(seed)
         self._battle = SMACBatch(map_name, 1, self._seed, auto_reset=False)
@@ -612,9 +626,12 @@ class StarCraft2Env:
         if self._terminated:
             raise InputError("step() after the episode ended; call reset() first")
         try:
-            actions = np.asarray([int(a) for a in actions], dtype=np.int64)[None]
-        except (TypeError, ValueError):
-            raise InputError(f"actions {actions!r} are not accepted; accepted: {self.n_agents} integers") from None
+            ok = len(actions) == self.n_agents and all(_is_int(a) for a in actions)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise InputError(f"actions {actions!r} are not accepted; accepted: {self.n_agents} integers")
+        actions = np.asarray([int(a) for a in actions], dtype=np.int64)[None]
         _, _, _, reward, terminated, info = self._battle.step(actions)
         won, terminated = bool(info["battle_won"][0]), bool(terminated[0])
         if terminated:
@@ -628,8 +645,13 @@ class StarCraft2Env:
     def get_obs(self) -> list[np.ndarray]:
         return list(self._battle.get_obs()[0])
 
+    def _agent(self, agent_id) -> int:
+        if not _is_int(agent_id) or not 0 <= agent_id < self.n_agents:
+            raise InputError(f"agent_id={agent_id!r} is not accepted; accepted: an integer in 0..{self.n_agents - 1}")
+        return int(agent_id)
+
     def get_obs_agent(self, agent_id: int) -> np.ndarray:
-        return self._battle.get_obs()[0, agent_id]
+        return self._battle.get_obs()[0, self._agent(agent_id)]
 
     def get_obs_size(self) -> int:
         return self._battle.obs_dim
@@ -644,7 +666,7 @@ class StarCraft2Env:
         return self._battle.get_avail_actions()[0].tolist()
 
     def get_avail_agent_actions(self, agent_id: int) -> list[int]:
-        return self._battle.get_avail_actions()[0, agent_id].tolist()
+        return self._battle.get_avail_actions()[0, self._agent(agent_id)].tolist()
 
     def get_total_actions(self) -> int:
         return self.n_actions
@@ -758,6 +780,10 @@ class SMACParallelEnv(ParallelEnv):
         return self._observations(), {a: {} for a in self.agents}
 
     def step(self, actions):
+        if not self.agents:
+            raise InputError("step() after the episode ended; call reset() first")
+        if not isinstance(actions, dict) or set(actions) != set(self.agents) or not all(_is_int(actions[a]) for a in self.agents):
+            raise InputError(f"actions {actions!r} are not accepted; accepted: a dict of one integer action for each of {self.agents}")
         chosen = [int(actions[a]) for a in self.agents]
         if self.unavailable == "stop":
             avail = self.env.get_avail_actions()

@@ -9,7 +9,7 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import inspo_bridge
-from conftest import alberdice_path, assert_one_line_error, run_script, write_buffer
+from conftest import alberdice_path, assert_one_line_error, run_script
 from envs import InputError
 from envs.alberdice import load_buffer
 from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, load_or_make, resolve_moves
@@ -175,37 +175,6 @@ def test_resume_continues_exactly(tmp_path, cache):
 
 
 # --- bad input -------------------------------------------------------------------------
-def bridge_buffer(path, **changes):
-    """A 3-episode buffer in the released layout, with one array replaced."""
-    n, slots = 3, 9
-    arrays = dict(state=np.zeros((n, slots, 8)), obs=np.zeros((n, slots, 2, 8)), actions=np.zeros((n, slots, 2), np.int64),
-                  reward=np.full((n, slots), -0.1), terminated=np.zeros((n, slots)), filled=np.ones((n, slots)))
-    arrays.update(changes)
-    return write_buffer(str(path), arrays["state"], arrays["obs"], arrays["actions"], arrays["reward"],
-                        arrays["terminated"], arrays["filled"], n_actions=5)
-
-
-@pytest.mark.parametrize("change,fragments", [
-    ({"reward": np.where(np.arange(9) == 3, np.nan, -0.1) * np.ones((3, 9))}, ["reward.npy", "NaN"]),
-    ({"actions": np.full((3, 9, 2), 7)}, ["actions.npy", "accepted 0..4"]),
-    ({"state": np.zeros((3, 9, 5))}, ["8 features"]),
-])
-def test_cli_bad_dataset_files(tmp_path, change, fragments):
-    path = bridge_buffer(tmp_path / "buf", **change)
-    result = run_script("inspo_bridge.py", "--dataset-dir", path, "--runs-dir", str(tmp_path / "runs"))
-    assert_one_line_error(result, *fragments)
-
-
-def test_cli_missing_file_unknown_dataset_and_wrong_dtype(tmp_path):
-    path = bridge_buffer(tmp_path / "buf")
-    os.remove(os.path.join(path, "terminated.npy"))
-    assert_one_line_error(run_script("inspo_bridge.py", "--dataset-dir", path), "has no terminated.npy")
-    assert_one_line_error(run_script("inspo_bridge.py", "--dataset", "expert"), "'expert'", "optimal, mixed")
-    path = bridge_buffer(tmp_path / "buf2")
-    np.save(os.path.join(path, "actions.npy"), np.zeros((3, 9, 2, 1), np.float32))
-    assert_one_line_error(run_script("inspo_bridge.py", "--dataset-dir", path), "actions.npy", "dtype float32")
-
-
 def test_cli_resume_from_a_different_configuration(tmp_path, cache):
     inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5))
     checkpoint = os.path.join(str(tmp_path), os.listdir(tmp_path)[0], "checkpoint.pt")
@@ -214,3 +183,8 @@ def test_cli_resume_from_a_different_configuration(tmp_path, cache):
                         "--resume", checkpoint, "--runs-dir", str(tmp_path))
     assert_one_line_error(result, "--alpha 0.1", "0.5")
     assert os.path.getmtime(checkpoint) == before  # nothing already written is lost
+    summary = os.path.join(os.path.dirname(checkpoint), "summary.json")
+    written = open(summary).read()
+    with pytest.raises(InputError, match="adds nothing"):  # a resume that would change nothing says so
+        inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5, resume=checkpoint))
+    assert open(summary).read() == written and os.path.getmtime(checkpoint) == before

@@ -225,25 +225,6 @@ def test_cli_writes_summary_as_last_line(tmp_path):
     assert "agent1\\agent2" in result.stdout  # the joint policy table
 
 
-@pytest.mark.parametrize("argv,fragments", [
-    (["--game", "chess"], ["'chess'", "xor", "mne"]),
-    (["--game", "mne", "--dataset", "b"], ["'b'", "balanced", "imbalanced"]),
-    (["--dataset", "d"], ["'d'", "a, b, c"]),
-    (["--dataset-dir", "/nonexistent/buffer"], ["/nonexistent/buffer", "does not exist"]),
-    (["--game", "mne", "--dataset", "balanced", "--dataset-dir", "/tmp"], ["--dataset-dir", "--game xor"]),
-    (["--alpha", "-1"], ["--alpha -1", ">= 0"]),
-    (["--alpha", "nan"], ["--alpha nan", "finite"]),
-    (["--beta-0", "-0.5"], ["--beta-0 -0.5", ">= 0"]),
-    (["--target-kl", "nan"], ["--target-kl nan", "finite"]),
-    (["--num-updates", "0"], ["--num-updates 0", ">= 1"]),
-    (["--eval-episodes", "0"], ["--eval-episodes 0", ">= 1"]),
-])
-def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, argv, fragments):
-    result = run_script("inspo_matrix.py", *argv, "--runs-dir", str(tmp_path), "--no-progress")
-    assert_one_line_error(result, *fragments)
-    assert not os.listdir(tmp_path)  # nothing written
-
-
 def test_cli_corrupt_dataset_dir(tmp_path):
     path = xor_buffer(tmp_path / "buf", [(0, 1), (1, 0)])
     np.save(os.path.join(path, "state.npy"), np.zeros((4, 3), np.float32))  # wrong shape

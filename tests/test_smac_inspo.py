@@ -147,19 +147,6 @@ def test_same_seed_same_numbers_and_resume_continues_exactly(tmp_path, scripted_
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
 
 
-@pytest.mark.parametrize("flags, fragments", [
-    (["--map", "4m"], ["4m", "2s3z"]),
-    (["--dataset", "good"], ["good", "medium_replay"]),
-    (["--gamma", "2"], ["--gamma", "2"]),
-    (["--learning-rate", "0"], ["--learning-rate", "0"]),
-    (["--batch-size", "0"], ["--batch-size", "0"]),
-    (["--seed", "-1"], ["--seed", "-1"]),
-    (["--env-backend", "sc2"], ["SC2PATH"]),
-])
-def test_cli_bad_inputs(tmp_path, flags, fragments):
-    assert_one_line_error(run_script("inspo_smac.py", "--runs-dir", str(tmp_path), "--cache-dir", str(tmp_path), *flags), *fragments)
-
-
 def test_cli_bad_files_and_checkpoints(tmp_path, scripted_file):
     assert_one_line_error(run_script("inspo_smac.py", "--map", "3s_vs_5z", "--dataset-file", scripted_file, "--runs-dir",
                                      str(tmp_path)), "3s_vs_5z", "needs")

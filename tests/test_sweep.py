@@ -16,7 +16,7 @@ from envs import InputError
 # A tiny matrix run: a few seconds each.
 TINY = {"game": "xor", "dataset": "b", "num_updates": 10, "bc_updates": 10, "final_eval_episodes": 32}
 # What a run's summary holds that depends on the clock, not on the computation.
-CLOCK_KEYS = {"wall_time_s", "history"}
+CLOCK_KEYS = {"wall_time_s", "process_wall_s", "history"}
 
 
 def tiny_grid(seeds=(0, 1, 2)):
