@@ -43,7 +43,7 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
-from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb
+from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb, new_run_dir
 from envs.bridge import DATASETS, OPTIMUM, TRAIN_HORIZON, BridgeCore, format_card, load_or_make, transitions
 
 
@@ -392,7 +392,11 @@ def load_checkpoint(path: str, args: Args) -> dict:
 def main(args: Args) -> dict:
     check_args(args)
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
-    run_name = checkpoint["run_name"] if checkpoint else f"bridge_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    if checkpoint:
+        run_name, run_dir = checkpoint["run_name"], os.path.join(args.runs_dir, checkpoint["run_name"])
+        os.makedirs(run_dir, exist_ok=True)
+    else:
+        run_name, run_dir = new_run_dir(args.runs_dir, f"bridge_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     # Seed everything before any model is built; sampling uses its own generators.
     random.seed(args.seed)
     np_rng = np.random.default_rng(args.seed)
@@ -409,7 +413,6 @@ def main(args: Args) -> dict:
     data = {k: torch.as_tensor(v, device=device) for k, v in raw.items()}
     n_agents, n_actions = data["avail"].shape[1:]
     state_dim, obs_dim = data["state"].shape[1], data["obs"].shape[2]
-    run_dir = os.path.join(args.runs_dir, run_name)
     if args.track:
         wandb = import_wandb()
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)

@@ -41,7 +41,7 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
-from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb
+from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb, new_run_dir
 from envs.matrix import ACTION_NAMES, ALBERDICE_NAMES, PAYOFFS, MatrixGameEnv, check_game, joint_return, load_alberdice_xor, make_dataset
 
 
@@ -405,7 +405,7 @@ def load_data(args: Args) -> dict[str, np.ndarray]:
 def main(args: Args) -> dict:
     check_args(args)
     source = args.dataset_dir or f"generated:{args.dataset}"
-    run_name = f"matrix_{args.game}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_name, run_dir = new_run_dir(args.runs_dir, f"matrix_{args.game}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     # Seed everything before any model is built; sampling uses its own generators.
     random.seed(args.seed)
     np_rng = np.random.default_rng(args.seed)
@@ -420,7 +420,7 @@ def main(args: Args) -> dict:
     if args.track:
         wandb = import_wandb()
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
-    writer = SummaryWriter(os.path.join(args.runs_dir, run_name))
+    writer = SummaryWriter(run_dir)
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
     start = time.time()
 
@@ -541,7 +541,7 @@ def main(args: Args) -> dict:
     }
     writer.add_scalar("eval/final_return", summary["final_return"], args.num_updates)
     writer.close()
-    path = os.path.join(args.runs_dir, run_name, "summary.json")
+    path = os.path.join(run_dir, "summary.json")
     with open(path + ".tmp", "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(path + ".tmp", path)

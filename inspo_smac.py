@@ -48,7 +48,7 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
-from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb
+from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb, new_run_dir
 from envs.smac import MAPS, SMACBatch, make_env
 from envs.smac_data import DATASETS, default_cache_dir, episode_stats, format_card, load_h5, load_or_make, map_sizes, summarise
 
@@ -506,12 +506,11 @@ def load_dataset(args: Args) -> tuple[dict, dict]:
 def main(args: Args) -> dict:
     check_args(args)
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
-    run_name = checkpoint["run_name"] if checkpoint else f"smac_{args.map}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    try:  # the runs directory is checked before any long work
+    if checkpoint:
+        run_name, run_dir = checkpoint["run_name"], os.path.join(args.runs_dir, checkpoint["run_name"])
         os.makedirs(run_dir, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"--runs-dir {args.runs_dir!r} cannot be written ({error.strerror})") from None
+    else:  # a directory of its own, made before any long work
+        run_name, run_dir = new_run_dir(args.runs_dir, f"smac_{args.map}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     if args.env_backend == "sc2":
         make_env(args.map, "sc2").close()  # fails now, with SMAC's install line, rather than after training
     # Seed everything before any model is built; sampling uses its own generators.

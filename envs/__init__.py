@@ -63,3 +63,19 @@ def import_wandb():
     except ImportError:
         raise InputError("--track needs wandb, which is not installed; accepted: pip install wandb, or no --track") from None
     return wandb
+
+
+def new_run_dir(runs_dir: str, run_name: str) -> tuple[str, str]:
+    """A directory of its own for a new run: `run_name`, or `run_name-2`, `-3`, ... when one exists
+    (two runs started in the same second never share, nor overwrite, a directory). Returns (name, path)."""
+    import os
+    for k in range(1, 1000):
+        name = run_name if k == 1 else f"{run_name}-{k}"
+        try:
+            os.makedirs(os.path.join(runs_dir, name), exist_ok=False)
+            return name, os.path.join(runs_dir, name)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise InputError(f"--runs-dir {runs_dir!r} cannot be written ({error.strerror or error})") from None
+    raise InputError(f"--runs-dir {runs_dir!r} already holds 999 runs named {run_name!r}")

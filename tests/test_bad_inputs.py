@@ -209,6 +209,7 @@ ROWS = [
     ("inspo_smac.py", "--cache-dir {a_file}", ["--cache-dir", "a_file"]),
     ("inspo_smac.py", "--runs-dir {a_file}", ["--runs-dir", "a_file"]),
     ("inspo_smac.py", "--resume {root}/none.pt", ["--resume", "none.pt"]),
+    ("inspo_smac.py", "--resume {a_file}", ["--resume", "a_file", "not a readable"]),
     ("inspo_smac.py", "--track", ["--track", "wandb"]),
     ("inspo_smac.py", "--dataset-file {root}/none.h5", ["--dataset-file", "none.h5", "no such file"]),
     ("inspo_smac.py", "--map 3s_vs_5z --dataset-file {smac_good}", ["3s_vs_5z", "needs"]),
@@ -321,3 +322,12 @@ def test_envs_api_rejects_bad_arguments(call, fragment):
     with pytest.raises(InputError) as error:
         call()
     assert fragment in str(error.value), str(error.value)
+
+
+def test_two_runs_of_the_same_name_get_directories_of_their_own(tmp_path):
+    from envs import new_run_dir
+    first = new_run_dir(str(tmp_path), "run__0__1796000000")
+    (tmp_path / first[0] / "summary.json").write_text("{}")
+    second = new_run_dir(str(tmp_path), "run__0__1796000000")
+    assert first[0] == "run__0__1796000000" and second[0] == "run__0__1796000000-2"
+    assert (tmp_path / first[0] / "summary.json").read_text() == "{}" and os.listdir(second[1]) == []

@@ -268,7 +268,7 @@ def test_bad_input_is_one_clear_line():
     for n in (0, -1):
         with pytest.raises(InputError, match=f"n_battles={n}"):
             SMACBatch("2s3z", n)
-    with pytest.raises(InputError, match="seed=-1 is not accepted; accepted: an integer >= 0"):
+    with pytest.raises(InputError, match=r"seed=-1 is not accepted; accepted: an integer in \[0, 2\*\*32\)"):
         SMACBatch("2s3z", 4, seed=-1)
     b = SMACBatch("2s3z", 2)
     b.reset()

@@ -151,7 +151,7 @@ def test_cli_bad_files_and_checkpoints(tmp_path, scripted_file):
     assert_one_line_error(run_script("inspo_smac.py", "--map", "3s_vs_5z", "--dataset-file", scripted_file, "--runs-dir",
                                      str(tmp_path)), "3s_vs_5z", "needs")
     assert_one_line_error(run_script("inspo_smac.py", "--map", "2s3z", "--dataset-file", str(tmp_path / "none.h5"),
-                                     "--runs-dir", str(tmp_path)), "does not exist")
+                                     "--runs-dir", str(tmp_path)), "none.h5", "no such file")
     inspo_smac.main(tiny_args(tmp_path / "run", scripted_file, num_updates=3))
     checkpoint = os.path.join(tmp_path / "run", os.listdir(tmp_path / "run")[0], "checkpoint.pt")
     summary_path = os.path.join(os.path.dirname(checkpoint), "summary.json")
