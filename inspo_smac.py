@@ -97,9 +97,10 @@ class Args:
     """sequential updates (InSPO); --no-sequential is the simultaneous-update ablation"""
     update_order: Literal["random", "fixed", "semi-greedy"] = "random"
     """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
-    num_updates: int = 1000
-    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps) (an integer in 1..10^9)"""
-    bc_updates: int = 1000
+    num_updates: int = 500
+    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps);
+    500 reaches the final win rate on every cell measured so far (benchmarks/results/smac.md) (an integer in 1..10^9)"""
+    bc_updates: int = 500
     """gradient updates of behaviour cloning (µ^i and µ^-i) before training (an integer in 1..10^9)"""
     batch_episodes: int = 32
     """episodes unrolled per iteration (and per behaviour-cloning update) (an integer in 1..4096)"""
@@ -135,7 +136,7 @@ class Args:
     """battles per evaluation during training (the paper's protocol) (an integer in 1..10^5)"""
     final_eval_episodes: int = 320
     """battles of the final evaluation (an integer in 1..10^5)"""
-    eval_interval: int = 250
+    eval_interval: int = 100
     """evaluate (and log) every this many iterations (an integer in 1..10^9)"""
     eval_greedy: bool = True
     """greedy evaluation (argmax over the available actions, CFCQL's protocol); --no-eval-greedy samples"""

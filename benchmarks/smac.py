@@ -14,6 +14,7 @@ summaries exist. Runs are ordered seed by seed, so a partial grid covers every c
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -67,11 +68,11 @@ class Options:
     ablations: bool = True
     """also run Table 5's α column and Table 6's update orders"""
     num_updates: int = 500
-    """training iterations of every run (see docs/algorithm.md for how this budget was chosen)"""
+    """training iterations of every run (inspo_smac.py's default; docs/algorithm.md says how it was chosen)"""
     bc_updates: int = 500
-    """behaviour-cloning updates of every run"""
+    """behaviour-cloning updates of every run (inspo_smac.py's default)"""
     eval_interval: int = 100
-    """32-battle evaluations for the learning curves"""
+    """32-battle evaluations for the learning curves (inspo_smac.py's default)"""
     workers: int = 2
     """runs in parallel on this machine, one thread each"""
     ray_address: str | None = None
@@ -98,6 +99,15 @@ def grid(options: Options) -> list[sweep.Run]:
             for m, d, name, flags in ABLATIONS:
                 runs.append(sweep.Run(f"{m}/{d}/{name}/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget, **flags}))
     return runs
+
+
+def wall_time_exclusions(results_dir: str) -> dict[str, str]:
+    """{run name: why} for runs whose wall time includes something else (e.g. the run was paused)."""
+    path = os.path.join(results_dir, "wall_time_excluded.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def fmt(values) -> str:
@@ -139,22 +149,25 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
         "",
         "## Table 4",
         "",
-        "| map | dataset | data win rate | ours InSPO | ours BC | InSPO − BC | paper InSPO | paper BC | seeds | time/run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| map | dataset | data win rate | ours InSPO | ours BC | InSPO − BC | return InSPO / BC (data) | paper InSPO | paper BC | seeds | time/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    excluded = wall_time_exclusions(options.results_dir)
     verdicts = []
     for m in MAPS:
         for k, d in enumerate(DATASETS):
             runs = groups.get((m, d, "inspo"), [])
             if not runs:
-                lines.append(f"| {m} | {d} | – | – | – | – | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | none yet | – |")
+                lines.append(f"| {m} | {d} | – | – | – | – | – | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | none yet | – |")
                 continue
             inspo = [s["final_win_rate"] for s in runs]
             bc = [s["bc_win_rate"] for s in runs]
             gain = np.mean(inspo) - np.mean(bc)
+            times = [s["wall_time_s"] for s in runs if f"{m}/{d}/inspo/seed{s['args']['seed']}" not in excluded]
             lines.append(f"| {m} | {d} | {runs[0]['card']['win_rate']:.2f} | {fmt(inspo)} | {fmt(bc)} | {gain:+.2f} | "
-                         f"{PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
-                         f"{np.mean([s['wall_time_s'] for s in runs]) / 60:.1f} min |")
+                         f"{np.mean([s['final_return'] for s in runs]):.2f} / {np.mean([s['bc_return'] for s in runs]):.2f} "
+                         f"({runs[0]['card']['return_mean']:.2f}) | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
+                         + (f"{np.mean(times) / 60:.1f} min |" if times else "– |"))
             if gain < -0.005:
                 verdicts.append(f"- {m} {d}: InSPO below BC by {-gain:.2f}.")
     lines += ["", "InSPO ≥ BC (mean over seeds) in every measured cell." if not verdicts else "Cells where InSPO < BC:", *verdicts]
@@ -174,10 +187,13 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
 
     lines += ["", "## Table 7: wall time per run", "",
               "Ours: one CPU thread per run (two runs side by side on 2 cores), from the dataset load to the final "
-              "320-battle evaluation, BC and its evaluation included. The paper: InSPO on a GPU, one seed.", "",
+              "320-battle evaluation, BC and its evaluation included. The paper: InSPO on a GPU, one seed."
+              + (" Left out of this table (their wall time is not the run's own): "
+                 + "; ".join(f"{name} ({why})" for name, why in sorted(excluded.items())) + "." if excluded else ""), "",
               "| map | ours, mean over its runs | max | paper (GPU) |", "|---|---|---|---|"]
     for m in MAPS:
-        times = [s["wall_time_s"] for (mm, _, _), runs in groups.items() if mm == m for s in runs]
+        times = [s["wall_time_s"] for (mm, d, v), runs in groups.items() if mm == m for s in runs
+                 if f"{mm}/{d}/{v}/seed{s['args']['seed']}" not in excluded]
         if times:
             lines.append(f"| {m} | {np.mean(times) / 60:.1f} min | {np.max(times) / 60:.1f} min | {PAPER_HOURS[m]} h |")
         else:
@@ -212,7 +228,8 @@ def plot(groups: dict, path: str) -> None:
         ax.set_title(m)
         ax.set_xlabel("training iterations")
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
     axes[0].set_ylabel("win rate (32 battles, greedy); dotted: BC")
     fig.suptitle("InSPO on the built-in SMAC simulator: mean over seeds, band min-max")
     fig.tight_layout()
