@@ -1,0 +1,274 @@
+"""The unit layer of inspo_smac.py: each component on a tiny hand-built batch whose answer is known
+in closed form, and the order of the steps inside an iteration recorded by spies. Well under a
+second each, except the two spy tests (one short run each)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import inspo_smac
+from envs.smac import SMACBatch
+from envs.smac_data import H5Writer, map_sizes, rollout
+
+B, T, N, A, S = 2, 4, 3, 4, 5  # episodes, time steps, agents, actions, state features
+
+
+def hand_batch(done_at=None) -> dict:
+    """Two episodes of 3 transitions (t = 0, 1, 2; slot 3 holds the final state)."""
+    g = torch.Generator().manual_seed(0)
+    avail = torch.ones(B, T, N, A, dtype=torch.bool)
+    avail[:, :, :, 3] = False  # action 3 is never available
+    batch = {
+        "state": torch.randn(B, T, S, generator=g),
+        "obs": torch.randn(B, T, N, 6, generator=g),
+        "actions": torch.randint(0, 3, (B, T, N), generator=g),
+        "avail": avail,
+        "reward": torch.tensor([[1.0, 2.0, 3.0, 0.0], [0.5, 0.25, 4.0, 0.0]]),
+        "done": torch.zeros(B, T),
+        "valid": torch.tensor([[True, True, True, False]] * B),
+    }
+    if done_at is not None:
+        batch["done"][:, done_at] = 1.0
+    batch["log_mu"] = inspo_smac.masked_log_softmax(torch.randn(B, T, N, A, generator=g), avail)
+    return batch
+
+
+class TableCritic(torch.nn.Module):
+    """Q(s, ·) = a fixed linear map of the state: its values are known exactly."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(S, A, generator=torch.Generator().manual_seed(seed)))
+
+    def forward(self, state):
+        return state @ self.w
+
+
+ARGS = inspo_smac.Args(gamma=0.9, cql_alpha=0.0, weight_clip=100.0, batch_size=6)
+
+
+def test_importance_ratio_is_the_geometric_mean_of_eq_23():
+    log_pi = torch.log(torch.tensor([[[0.5, 0.25, 0.2]]]))  # [1, 1, N]
+    log_mu_others = torch.log(torch.tensor([[[0.1, 0.4, 0.05]]]))
+    for i in range(N):
+        others = [j for j in range(N) if j != i]
+        expected = (math.log(np.prod([[0.5, 0.25, 0.2][j] for j in others])) - math.log([0.1, 0.4, 0.05][i])) / (N - 1)
+        assert inspo_smac.importance_ratio(log_pi, log_mu_others, i).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_resample_draws_only_transitions_in_proportion_to_rho():
+    valid = torch.tensor([[True, True, False], [True, False, False]])
+    log_rho = torch.log(torch.tensor([[1.0, 3.0, 1e6], [4.0, 1e6, 1e6]]))  # huge ρ on padding must not count
+    args = inspo_smac.Args(batch_size=80_000)
+    steps = inspo_smac.resample(log_rho, valid, args, torch.Generator().manual_seed(0))
+    counts = torch.bincount(steps, minlength=6).float() / len(steps)
+    assert counts[[2, 4, 5]].sum() == 0
+    torch.testing.assert_close(counts[[0, 1, 3]], torch.tensor([1 / 8, 3 / 8, 4 / 8]), atol=0.01, rtol=0)
+
+
+def soft_target(batch, b, t, i, target, logp_before, alpha, beta, gamma):
+    """Eq. 24's target at one step, written out element by element."""
+    if batch["done"][b, t] == 1:
+        return float(batch["reward"][b, t])
+    pi = logp_before[b, t + 1].exp()
+    q = target(batch["state"][b, t + 1])
+    v = float((pi * q).sum().detach())
+    kl = float((pi * (logp_before[b, t + 1] - batch["log_mu"][b, t + 1, i])).sum())
+    entropy = float(-(pi * logp_before[b, t + 1]).sum())
+    return float(batch["reward"][b, t]) + gamma * (v - alpha * kl + beta * entropy)
+
+
+@pytest.mark.parametrize("done_at", [None, 1])
+def test_critic_loss_is_the_td_error_to_the_soft_target(done_at):
+    batch = hand_batch(done_at)
+    critic, target = TableCritic(1), TableCritic(2)
+    logp_before = inspo_smac.masked_log_softmax(torch.randn(B, T, A, generator=torch.Generator().manual_seed(3)), batch["avail"][:, :, 0])
+    steps = torch.tensor([0, 1, 2, 5, 4, 1])
+    i, alpha, beta = 0, 0.3, 0.7
+    expected = []
+    for step in steps.tolist():
+        b, t = divmod(step, T)
+        y = soft_target(batch, b, t, i, target, logp_before, alpha, beta, ARGS.gamma)
+        expected.append((float(critic(batch["state"][b, t])[batch["actions"][b, t, i]]) - y) ** 2)
+    loss = inspo_smac.critic_loss(batch, steps, i, critic, target, logp_before, alpha, beta, ARGS)
+    assert float(loss) == pytest.approx(np.mean(expected), rel=1e-5)
+    if done_at is not None:  # at a terminal step the target is the reward alone: the target critic does not enter
+        y = soft_target(batch, 0, done_at, i, TableCritic(99), logp_before, alpha, beta, ARGS.gamma)
+        assert y == float(batch["reward"][0, done_at])
+
+
+def test_cql_term_is_logsumexp_of_the_available_minus_the_behaviour_mean():
+    batch = hand_batch()
+    critic = TableCritic(1)
+    steps = torch.tensor([0, 6])
+    logp = torch.zeros(B, T, A)
+    args = inspo_smac.Args(gamma=0.9, cql_alpha=1.0)
+    with_cql = inspo_smac.critic_loss(batch, steps, 1, critic, critic, logp, 0.0, 0.0, args)
+    without = inspo_smac.critic_loss(batch, steps, 1, critic, critic, logp, 0.0, 0.0, inspo_smac.Args(gamma=0.9, cql_alpha=0.0))
+    terms = []
+    for step in steps.tolist():
+        b, t = divmod(step, T)
+        q = critic(batch["state"][b, t])
+        terms.append(float(torch.logsumexp(q[:3], 0) - (batch["log_mu"][b, t, 1].exp() * q).sum()))
+    assert float(with_cql - without) == pytest.approx(np.mean(terms), rel=1e-5)
+
+
+def test_actor_loss_weights_the_dataset_action_by_eq_20():
+    batch = hand_batch()
+    target = TableCritic(2)
+    logp = inspo_smac.masked_log_softmax(torch.randn(B, T, A, generator=torch.Generator().manual_seed(4)), batch["avail"][:, :, 2])
+    steps = torch.tensor([0, 1, 2, 4])
+    i, alpha, beta = 2, 0.5, 0.25
+    expected = []
+    for step in steps.tolist():
+        b, t = divmod(step, T)
+        a = int(batch["actions"][b, t, i])
+        q = target(batch["state"][b, t])
+        advantage = float(q[a] - (logp[b, t].exp() * q).sum())
+        weight = min(math.exp((advantage - beta * float(batch["log_mu"][b, t, i, a])) / (alpha + beta)), ARGS.weight_clip)
+        expected.append(-weight * float(logp[b, t, a]))
+    loss = inspo_smac.actor_loss(batch, steps, i, logp, target, alpha, beta, ARGS)
+    assert float(loss) == pytest.approx(np.mean(expected), rel=1e-5)
+    clipped = inspo_smac.actor_loss(batch, steps, i, logp, target, 1e-3, 0.0, inspo_smac.Args(weight_clip=2.0))
+    assert float(clipped) <= 2.0 * float(-logp[steps // T, steps % T].gather(1, batch["actions"][steps // T, steps % T, i, None]).mean()) + 1e-5
+
+
+def test_mean_kl_is_zero_at_mu_and_the_closed_form_elsewhere():
+    batch = hand_batch()
+    assert float(inspo_smac.mean_kl(batch, [batch["log_mu"][:, :, i] for i in range(N)])) == pytest.approx(0.0, abs=1e-6)
+    uniform = inspo_smac.masked_log_softmax(torch.zeros(B, T, A), batch["avail"][:, :, 0])
+    expected = np.mean([float((uniform.exp() * (uniform - batch["log_mu"][:, :, i])).sum(-1)[batch["valid"]].mean()) for i in range(N)])
+    assert float(inspo_smac.mean_kl(batch, [uniform] * N)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_alpha_loss_raises_alpha_while_kl_exceeds_the_target():
+    for kl, direction in ((0.5, 1), (0.01, -1)):
+        log_alpha = torch.tensor(0.0, requires_grad=True)
+        inspo_smac.alpha_loss(log_alpha, torch.tensor(kl), 0.18).backward()
+        assert -np.sign(float(log_alpha.grad)) == direction  # gradient descent moves log α this way
+
+
+def test_update_orders():
+    rng = np.random.default_rng(0)
+    assert inspo_smac.update_order(inspo_smac.Args(update_order="fixed"), 4, rng) == [0, 1, 2, 3]
+    orders = {tuple(inspo_smac.update_order(inspo_smac.Args(update_order="random"), 4, rng)) for _ in range(200)}
+    assert all(sorted(o) == [0, 1, 2, 3] for o in orders) and len(orders) > 12
+    for _ in range(20):
+        order = inspo_smac.update_order(inspo_smac.Args(update_order="semi-greedy"), 4, rng, np.array([0.1, 0.7, -1.0, 0.3]))
+        assert order[0] == 1 and sorted(order) == [0, 1, 2, 3]
+
+
+def test_joint_behaviour_leaves_agent_i_out_and_conditions_on_earlier_teammates_only():
+    torch.manual_seed(0)
+    model = inspo_smac.JointBehaviour(S, N, A, 16)
+    state = torch.randn(5, S)
+    avail = torch.ones(5, N, A, dtype=torch.bool)
+    actions = torch.randint(0, A, (5, N))
+    for i in range(N):
+        changed = actions.clone()
+        changed[:, i] = (changed[:, i] + 1) % A  # agent i's own action never enters µ^-i
+        torch.testing.assert_close(model.log_prob(state, changed, avail, i), model.log_prob(state, actions, avail, i))
+    # µ^-0 = µ_AR(a^1 | s) µ_AR(a^2 | s, a^1): the sum over a^2 of exp(log µ^-0) is the marginal of a^1
+    total = torch.zeros(5)
+    for a2 in range(A):
+        joint = actions.clone()
+        joint[:, 2] = a2
+        total += model.log_prob(state, joint, avail, 0).exp()
+    first_only = inspo_smac.JointBehaviour(S, N, A, 16)
+    first_only.load_state_dict(model.state_dict())
+    assert (total <= 1 + 1e-5).all() and (total > 0).all()
+    grand = sum(model.log_prob(state, torch.stack([actions[:, 0], torch.full((5,), a1), torch.full((5,), a2)], 1), avail, 0).exp()
+                for a1 in range(A) for a2 in range(A))
+    torch.testing.assert_close(grand, torch.ones(5))
+
+
+def test_policy_inputs_last_action_and_agent_id():
+    obs = torch.zeros(1, 3, 2, 1)
+    last = torch.tensor([[[-1, -1], [2, 0], [1, 1]]])
+    x = inspo_smac.policy_inputs(obs, last, 3)
+    assert x.shape == (1, 3, 2, 1 + 3 + 2)
+    assert (x[0, 0, :, 1:4] == 0).all()  # no last action at t = 0
+    assert x[0, 1, 0, 1:4].tolist() == [0, 0, 1] and x[0, 1, 1, 1:4].tolist() == [1, 0, 0]
+    assert x[0, 2, 0, 4:].tolist() == [1, 0] and x[0, 2, 1, 4:].tolist() == [0, 1]
+
+
+def test_episode_tensors_mark_the_transitions_and_the_terminal_slot():
+    filled = np.array([[1, 1, 1, 0], [1, 1, 1, 1]])
+    arrays = {"filled": filled, "actions": np.zeros((2, 4, 1), np.int64), "state": np.zeros((2, 4, 1), np.float32),
+              "obs": np.zeros((2, 4, 1, 1), np.float32), "avail_actions": np.ones((2, 4, 1, 2), np.int32),
+              "reward": np.zeros((2, 4), np.float32), "terminated": np.zeros((2, 4), np.uint8)}
+    data = inspo_smac.episode_tensors(arrays, "cpu")
+    assert data["valid"].tolist() == [[True, True, False, False], [True, True, True, False]]
+    assert data["length"].tolist() == [2, 3]
+    assert data["last_actions"][:, 0].tolist() == [[-1], [-1]]
+
+
+# --- the order inside an iteration, recorded by spies --------------------------------------
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("data") / "2s3z_small.h5")
+    writer = H5Writer(path, 8, map_sizes("2s3z"))
+    out = rollout(SMACBatch("2s3z", 8, seed=5, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest")
+    writer.write({k: v for k, v in out.items() if k not in ("won", "timeout", "length")})
+    writer.close()
+    return path
+
+
+def spy_run(tmp_path, small_file, monkeypatch, **overrides):
+    calls = []
+    real = {name: getattr(inspo_smac, name) for name in ("importance_ratio", "resample", "critic_loss", "actor_loss")}
+
+    def importance_ratio(log_pi_taken, log_mu_others, i):
+        calls.append(("rho", i, log_pi_taken.clone()))
+        return real["importance_ratio"](log_pi_taken, log_mu_others, i)
+
+    def resample(log_rho, valid, args, generator):
+        steps = real["resample"](log_rho, valid, args, generator)
+        calls.append(("resample", steps.clone()))
+        return steps
+
+    def critic_loss(batch, steps, i, critic, target, logp_before, alpha, beta, args):
+        calls.append(("critic", i, steps.clone(), logp_before.clone(), batch["log_mu"][:, :, i].clone()))
+        return real["critic_loss"](batch, steps, i, critic, target, logp_before, alpha, beta, args)
+
+    def actor_loss(batch, steps, i, logp, target, alpha, beta, args):
+        calls.append(("actor", i, steps.clone()))
+        return real["actor_loss"](batch, steps, i, logp, target, alpha, beta, args)
+
+    for name, fn in (("importance_ratio", importance_ratio), ("resample", resample), ("critic_loss", critic_loss),
+                     ("actor_loss", actor_loss)):
+        monkeypatch.setattr(inspo_smac, name, fn)
+    args = inspo_smac.Args(map="2s3z", dataset_file=small_file, runs_dir=str(tmp_path), num_updates=1, bc_updates=3,
+                           batch_episodes=4, batch_size=32, hidden_dim=16, eval_episodes=2, final_eval_episodes=2,
+                           progress=False, learning_rate=0.05, **overrides)
+    inspo_smac.main(args)
+    return calls
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_iteration_order_batches_and_pi0_equals_mu(tmp_path, small_file, monkeypatch, sequential):
+    calls = spy_run(tmp_path, small_file, monkeypatch, sequential=sequential)
+    rhos = [c for c in calls if c[0] == "rho"]
+    resamples = [c[1] for c in calls if c[0] == "resample"]
+    critics = [c for c in calls if c[0] == "critic"]
+    actors = [c for c in calls if c[0] == "actor"]
+    order = [c[1] for c in critics]
+    assert sorted(order) == list(range(5)) and [c[1] for c in actors] == order and [c[1] for c in rhos] == order
+    # π^0 = µ: the first iteration's policies are the behaviour models
+    for c in critics:
+        torch.testing.assert_close(c[3], c[4], atol=1e-5, rtol=0)
+    # the critic and the actor of agent k use agent k's resampled steps, not a uniform draw
+    for k, (critic, actor) in enumerate(zip(critics, actors)):
+        assert torch.equal(critic[2], resamples[k]) and torch.equal(actor[2], resamples[k])
+    # ρ of the k-th agent sees the teammates updated before it (sequential), or the start of the iteration only
+    start = rhos[0][2]
+    for k, (_, i, log_pi_taken) in enumerate(rhos):
+        earlier = order[:k]
+        for j in range(5):
+            same = torch.equal(log_pi_taken[..., j], start[..., j])
+            if sequential and j in earlier:
+                assert not same, (k, j)
+            else:
+                assert same, (k, j)
