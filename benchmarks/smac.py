@@ -190,14 +190,16 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
               "320-battle evaluation, BC and its evaluation included. The paper: InSPO on a GPU, one seed."
               + (" Left out of this table (their wall time is not the run's own): "
                  + "; ".join(f"{name} ({why})" for name, why in sorted(excluded.items())) + "." if excluded else ""), "",
-              "| map | ours, mean over its runs | max | paper (GPU) |", "|---|---|---|---|"]
+              "| map | ours, mean over its runs | max | peak memory (worker process) | paper (GPU) |", "|---|---|---|---|---|"]
     for m in MAPS:
         times = [s["wall_time_s"] for (mm, d, v), runs in groups.items() if mm == m for s in runs
                  if f"{mm}/{d}/{v}/seed{s['args']['seed']}" not in excluded]
+        memory = [s["peak_rss_mb"] for (mm, _, _), runs in groups.items() if mm == m for s in runs if "peak_rss_mb" in s]
+        memory_text = f"{max(memory) / 1024:.1f} GB" if memory else "–"
         if times:
-            lines.append(f"| {m} | {np.mean(times) / 60:.1f} min | {np.max(times) / 60:.1f} min | {PAPER_HOURS[m]} h |")
+            lines.append(f"| {m} | {np.mean(times) / 60:.1f} min | {np.max(times) / 60:.1f} min | {memory_text} | {PAPER_HOURS[m]} h |")
         else:
-            lines.append(f"| {m} | – | – | {PAPER_HOURS[m]} h |")
+            lines.append(f"| {m} | – | – | {memory_text} | {PAPER_HOURS[m]} h |")
 
     lines += ["", "## Per seed", "", "InSPO / BC final win rates, and the best 32-battle evaluation during training.", ""]
     for key in sorted(groups):

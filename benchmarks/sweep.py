@@ -128,18 +128,25 @@ def _execute(run: Run, work_dir: str, cuda: bool) -> tuple[str, dict | None, str
         if checkpoint is not None:  # killed in the middle: continue from the last checkpoint
             try:
                 summary = module.main(module.Args(**run.flags, runs_dir=runs_dir, progress=False, resume=checkpoint, **extra))
-                summary["process_wall_s"] = time.time() - start
-                return run.name, summary, None
+                return run.name, stamp(summary, start), None
             except InputError as error:
                 print(f"sweep: {run.name}: not resumed from {checkpoint} ({error}); starting again", file=sys.stderr)
         summary = module.main(module.Args(**run.flags, runs_dir=runs_dir, progress=False, **extra))
-        summary["process_wall_s"] = time.time() - start  # the run's wall time with its worker's imports
-        return run.name, summary, None
+        return run.name, stamp(summary, start), None
     except InputError as error:
         return run.name, None, f"error: {error}"
     except Exception as error:  # reported with the others' results; never stops the sweep
         where = traceback.extract_tb(error.__traceback__)[-1]
         return run.name, None, f"{type(error).__name__}: {error} ({os.path.basename(where.filename)}:{where.lineno})"
+
+
+def stamp(summary: dict, start: float) -> dict:
+    """What the runner measures around a run: its wall time with the worker's imports, and the peak
+    resident memory of the worker process so far (an upper bound on the run's own)."""
+    import resource
+    summary["process_wall_s"] = time.time() - start
+    summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    return summary
 
 
 def check_ray_address(address: str) -> None:

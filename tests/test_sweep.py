@@ -16,7 +16,7 @@ from envs import InputError
 # A tiny matrix run: a few seconds each.
 TINY = {"game": "xor", "dataset": "b", "num_updates": 10, "bc_updates": 10, "final_eval_episodes": 32}
 # What a run's summary holds that depends on the clock, not on the computation.
-CLOCK_KEYS = {"wall_time_s", "process_wall_s", "history"}
+CLOCK_KEYS = {"wall_time_s", "process_wall_s", "peak_rss_mb", "history"}
 
 
 def tiny_grid(seeds=(0, 1, 2)):
@@ -46,6 +46,7 @@ def test_a_tiny_grid_runs_locally_and_is_skipped_when_done(reference):
     assert sorted(summaries) == ["xor_b/seed0", "xor_b/seed1", "xor_b/seed2"]
     for name, summary in summaries.items():
         assert summary["args"]["seed"] == int(name[-1]) and summary["args"]["num_updates"] == 10
+        assert summary["process_wall_s"] >= summary["wall_time_s"] > 0 and summary["peak_rss_mb"] > 50
         assert json.load(open(results / name / "summary.json")) == summary
     mtimes = {name: os.path.getmtime(results / name / "summary.json") for name in summaries}
     start = time.time()
