@@ -169,8 +169,12 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
                          f"({runs[0]['card']['return_mean']:.2f}) | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
                          + (f"{np.mean(times) / 60:.1f} min |" if times else "– |"))
             if gain < -0.005:
-                verdicts.append(f"- {m} {d}: InSPO below BC by {-gain:.2f}.")
-    lines += ["", "InSPO ≥ BC (mean over seeds) in every measured cell." if not verdicts else "Cells where InSPO < BC:", *verdicts]
+                verdicts.append(f"- {m} {d}: InSPO's win rate below BC's by {-gain:.2f}.")
+            return_gain = np.mean([s["final_return"] for s in runs]) - np.mean([s["bc_return"] for s in runs])
+            if return_gain < -0.01:
+                verdicts.append(f"- {m} {d}: same win rate, but InSPO's return below BC's by {-return_gain:.2f}.")
+    lines += ["", "InSPO ≥ BC (mean over seeds), in win rate and in return, in every measured cell." if not verdicts
+              else "InSPO ≥ BC in win rate and return in every measured cell but:", *verdicts]
 
     lines += ["", "## Table 5: α on 6h_vs_8z mixed", "", "| α | ours InSPO | paper | seeds |", "|---|---|---|---|"]
     for label, variant in (("0.1", "alpha-0.1"), ("10", "alpha-10"), ("auto", "inspo")):
