@@ -218,26 +218,30 @@ def plot(groups: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(MAPS), figsize=(4 * len(MAPS), 3.6), sharey=True)
-    for ax, m in zip(axes, MAPS):
-        for k, d in enumerate(DATASETS):
-            runs = groups.get((m, d, "inspo"), [])
-            if not runs:
-                continue
-            n = min(len(s["history"]) for s in runs)
-            x = [h[0] for h in runs[0]["history"][:n]]
-            curves = np.array([[h[1] for h in s["history"][:n]] for s in runs])
-            color = f"C{k}"
-            ax.plot(x, curves.mean(0), color=color, label=f"{d} ({len(runs)} seeds)")
-            ax.fill_between(x, curves.min(0), curves.max(0), color=color, alpha=0.15)
-            ax.axhline(np.mean([s["bc_win_rate"] for s in runs]), color=color, ls=":", lw=1)
-        ax.set_title(m)
-        ax.set_xlabel("training iterations")
-        ax.set_ylim(-0.02, 1.02)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
-    axes[0].set_ylabel("win rate (32 battles, greedy); dotted: BC")
-    fig.suptitle("InSPO on the built-in SMAC simulator: mean over seeds, band min-max")
+    fig, axes = plt.subplots(2, len(MAPS), figsize=(4 * len(MAPS), 6.4), sharex=True)
+    for column, m in enumerate(MAPS):
+        for row, (index, bc_key, label) in enumerate(((1, "bc_win_rate", "win rate"), (2, "bc_return", "return"))):
+            ax = axes[row, column]
+            for k, d in enumerate(DATASETS):
+                runs = groups.get((m, d, "inspo"), [])
+                if not runs:
+                    continue
+                n = min(len(s["history"]) for s in runs)
+                x = [h[0] for h in runs[0]["history"][:n]]
+                curves = np.array([[h[index] for h in s["history"][:n]] for s in runs])
+                ax.plot(x, curves.mean(0), color=f"C{k}", label=f"{d} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+                ax.fill_between(x, curves.min(0), curves.max(0), color=f"C{k}", alpha=0.15)
+                ax.axhline(np.mean([s[bc_key] for s in runs]), color=f"C{k}", ls=":", lw=1)
+            if row == 0:
+                ax.set_title(m)
+                ax.set_ylim(-0.02, 1.02)
+            else:
+                ax.set_xlabel("training iterations")
+            if column == 0:
+                ax.set_ylabel(f"{label} (32 battles, greedy)")
+            if row == 0 and ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="center right")
+    fig.suptitle("InSPO on the built-in SMAC simulator: mean over seeds, band min-max; dotted: BC (320 battles)")
     fig.tight_layout()
     fig.savefig(path + ".tmp.png", dpi=100)
     os.replace(path + ".tmp.png", path)
