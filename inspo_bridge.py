@@ -392,11 +392,6 @@ def load_checkpoint(path: str, args: Args) -> dict:
 def main(args: Args) -> dict:
     check_args(args)
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
-    if checkpoint:
-        run_name, run_dir = checkpoint["run_name"], os.path.join(args.runs_dir, checkpoint["run_name"])
-        os.makedirs(run_dir, exist_ok=True)
-    else:
-        run_name, run_dir = new_run_dir(args.runs_dir, f"bridge_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     # Seed everything before any model is built; sampling uses its own generators.
     random.seed(args.seed)
     np_rng = np.random.default_rng(args.seed)
@@ -407,6 +402,11 @@ def main(args: Args) -> dict:
     eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)
 
     arrays, card = load_or_make(args.dataset, args.dataset_seed, args.cache_dir, args.dataset_dir)
+    if checkpoint:
+        run_name, run_dir = checkpoint["run_name"], os.path.join(args.runs_dir, checkpoint["run_name"])
+        os.makedirs(run_dir, exist_ok=True)
+    else:
+        run_name, run_dir = new_run_dir(args.runs_dir, f"bridge_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     print(format_card(card))
     raw = transitions(arrays, horizon=TRAIN_HORIZON)
     raw.pop("episode")

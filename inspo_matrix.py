@@ -405,7 +405,6 @@ def load_data(args: Args) -> dict[str, np.ndarray]:
 def main(args: Args) -> dict:
     check_args(args)
     source = args.dataset_dir or f"generated:{args.dataset}"
-    run_name, run_dir = new_run_dir(args.runs_dir, f"matrix_{args.game}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     # Seed everything before any model is built; sampling uses its own generators.
     random.seed(args.seed)
     np_rng = np.random.default_rng(args.seed)
@@ -415,6 +414,7 @@ def main(args: Args) -> dict:
     generator = torch.Generator(device=device).manual_seed(args.seed)
 
     raw = load_data(args)
+    run_name, run_dir = new_run_dir(args.runs_dir, f"matrix_{args.game}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     payoff = PAYOFFS[args.game]
     n_agents, n_actions = raw["actions"].shape[1], payoff.shape[0]
     if args.track:

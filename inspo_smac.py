@@ -507,11 +507,6 @@ def load_dataset(args: Args) -> tuple[dict, dict]:
 def main(args: Args) -> dict:
     check_args(args)
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
-    if checkpoint:
-        run_name, run_dir = checkpoint["run_name"], os.path.join(args.runs_dir, checkpoint["run_name"])
-        os.makedirs(run_dir, exist_ok=True)
-    else:  # a directory of its own, made before any long work
-        run_name, run_dir = new_run_dir(args.runs_dir, f"smac_{args.map}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     if args.env_backend == "sc2":
         make_env(args.map, "sc2").close()  # fails now, with SMAC's install line, rather than after training
     # Seed everything before any model is built; sampling uses its own generators.
@@ -525,6 +520,11 @@ def main(args: Args) -> dict:
     eval_seed = 50_000_000 + 100_000 * args.seed  # evaluation battles: never a dataset's
 
     arrays, card = load_dataset(args)
+    if checkpoint:
+        run_name, run_dir = checkpoint["run_name"], os.path.join(args.runs_dir, checkpoint["run_name"])
+        os.makedirs(run_dir, exist_ok=True)
+    else:  # a directory of its own (the runs directory was proven writable in check_args)
+        run_name, run_dir = new_run_dir(args.runs_dir, f"smac_{args.map}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
     print(format_card(card) if "transitions" in card else card)
     data = episode_tensors(arrays, device)
     del arrays

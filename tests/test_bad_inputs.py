@@ -240,6 +240,7 @@ def test_bad_input_is_one_error_line_exit_2_and_nothing_lost(files, tmp_path, ca
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     assert (snapshot(files["root"]), snapshot(str(runs))) == before  # nothing that existed was changed
+    assert sorted(os.listdir(runs)) == ["earlier_run"]  # and no run directory was started
 
 
 def test_the_table_is_at_least_sixty_rows():
