@@ -139,7 +139,9 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
         f"{os.cpu_count()} CPU cores, {options.workers} runs side by side with one thread each"
         + (f"; this sitting ran for {sweep_seconds / 60:.0f} min." if sweep_seconds else ".")
         + " Every run: `inspo_smac.py` with its defaults and "
-        f"`--num-updates {options.num_updates} --bc-updates {options.bc_updates} --eval-interval {options.eval_interval}`.",
+        f"`--num-updates {options.num_updates} --bc-updates {options.bc_updates} --eval-interval {options.eval_interval}`. "
+        "To continue the grid: `python benchmarks/smac.py` (runs whose summary is here are skipped; "
+        "`--ray-address` spreads the rest over a cluster).",
         "",
         "**Ours** is the built-in simulator (`envs/smac.py`) on our generated datasets (`envs/smac_data.py`, behaviour "
         "policies in `envs/smac_policies/`); **the paper** is StarCraft II on CFCQL's datasets. The two are not the same "
