@@ -52,3 +52,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     lines = [line for line in result.stderr.splitlines() if any(f in line for f in fragments)]
     assert lines, result.stderr
     assert all(f in lines[0] for f in fragments), (fragments, lines[0])
+
+
+def install_spies(monkeypatch, module, *spies) -> dict:
+    """Put each spy in place of the module's function of the same name (for this test only) and
+    return the real functions by name, for the spies to call once they have recorded their call."""
+    real = {spy.__name__: getattr(module, spy.__name__) for spy in spies}
+    for spy in spies:
+        monkeypatch.setattr(module, spy.__name__, spy)
+    return real

@@ -8,7 +8,7 @@ import torch
 
 import inspo_bridge
 import inspo_matrix
-from conftest import write_buffer
+from conftest import install_spies, write_buffer
 
 
 def bridge_buffer(path):
@@ -25,7 +25,6 @@ def fingerprint(module) -> float:
 
 def spy_run(module, args, monkeypatch):
     calls = []
-    real = {name: getattr(module, name) for name in ("importance_ratio", "resample", "critic_loss", "actor_loss")}
 
     def importance_ratio(data, idx, policies, i):
         calls.append(("rho", i, [fingerprint(p) for p in policies]))
@@ -46,9 +45,7 @@ def spy_run(module, args, monkeypatch):
         calls.append(("actor", i, idx.clone()))
         return real["actor_loss"](data, idx, i, policy, target, alpha, beta, args)
 
-    for name, fn in (("importance_ratio", importance_ratio), ("resample", resample), ("critic_loss", critic_loss),
-                     ("actor_loss", actor_loss)):
-        monkeypatch.setattr(module, name, fn)
+    real = install_spies(monkeypatch, module, importance_ratio, resample, critic_loss, actor_loss)
     module.main(args)
     return calls
 
@@ -104,6 +101,6 @@ def test_the_critic_target_at_a_terminal_step_is_the_reward(module):
     policy = module.Policy(obs_dim, n_actions, 8)
     args = module.Args(gamma=0.5, cql_alpha=0.0)
     loss = module.critic_loss(data, torch.tensor([0, 2]), 0, Constant(0.0), Constant(1e6), policy, 0.1, 0.0, args)
-    assert float(loss) == pytest.approx((1.0 ** 2 + 0.5 ** 2) / 2)  # (0 − r)², no bootstrap through done
+    assert float(loss.detach()) == pytest.approx((1.0 ** 2 + 0.5 ** 2) / 2)  # (0 − r)², no bootstrap through done
     loss = module.critic_loss(data, torch.tensor([1]), 0, Constant(0.0), Constant(2.0), policy, 0.0, 0.0, args)
-    assert float(loss) == pytest.approx((-2.0 + 0.5 * 2.0) ** 2)  # r + γ Σ π Q' when not done (α = β = 0)
+    assert float(loss.detach()) == pytest.approx((-2.0 + 0.5 * 2.0) ** 2)  # r + γ Σ π Q' when not done (α = β = 0)

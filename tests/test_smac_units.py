@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
+from conftest import install_spies
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, map_sizes, rollout
 
@@ -91,7 +92,7 @@ def test_critic_loss_is_the_td_error_to_the_soft_target(done_at):
     for step in steps.tolist():
         b, t = divmod(step, T)
         y = soft_target(batch, b, t, i, target, logp_before, alpha, beta, ARGS.gamma)
-        expected.append((float(critic(batch["state"][b, t])[batch["actions"][b, t, i]]) - y) ** 2)
+        expected.append((float(critic(batch["state"][b, t])[batch["actions"][b, t, i]].detach()) - y) ** 2)
     loss = inspo_smac.critic_loss(batch, steps, i, critic, target, logp_before, alpha, beta, ARGS)
     assert float(loss) == pytest.approx(np.mean(expected), rel=1e-5)
     if done_at is not None:  # at a terminal step the target is the reward alone: the target critic does not enter
@@ -218,7 +219,6 @@ def small_file(tmp_path_factory):
 
 def spy_run(tmp_path, small_file, monkeypatch, **overrides):
     calls = []
-    real = {name: getattr(inspo_smac, name) for name in ("importance_ratio", "resample", "critic_loss", "actor_loss")}
 
     def importance_ratio(log_pi_taken, log_mu_others, i):
         calls.append(("rho", i, log_pi_taken.clone()))
@@ -237,9 +237,7 @@ def spy_run(tmp_path, small_file, monkeypatch, **overrides):
         calls.append(("actor", i, steps.clone()))
         return real["actor_loss"](batch, steps, i, logp, target, alpha, beta, args)
 
-    for name, fn in (("importance_ratio", importance_ratio), ("resample", resample), ("critic_loss", critic_loss),
-                     ("actor_loss", actor_loss)):
-        monkeypatch.setattr(inspo_smac, name, fn)
+    real = install_spies(monkeypatch, inspo_smac, importance_ratio, resample, critic_loss, actor_loss)
     args = inspo_smac.Args(map="2s3z", dataset_file=small_file, runs_dir=str(tmp_path), num_updates=1, bc_updates=3,
                            batch_episodes=4, batch_size=32, hidden_dim=16, eval_episodes=2, final_eval_episodes=2,
                            progress=False, learning_rate=0.05, **overrides)
