@@ -94,7 +94,7 @@ def test_critic_loss_is_the_td_error_to_the_soft_target(done_at):
         y = soft_target(batch, b, t, i, target, logp_before, alpha, beta, ARGS.gamma)
         expected.append((float(critic(batch["state"][b, t])[batch["actions"][b, t, i]].detach()) - y) ** 2)
     loss = inspo_smac.critic_loss(batch, steps, i, critic, target, logp_before, alpha, beta, ARGS)
-    assert float(loss) == pytest.approx(np.mean(expected), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(np.mean(expected), rel=1e-5)
     if done_at is not None:  # at a terminal step the target is the reward alone: the target critic does not enter
         y = soft_target(batch, 0, done_at, i, TableCritic(99), logp_before, alpha, beta, ARGS.gamma)
         assert y == float(batch["reward"][0, done_at])
@@ -111,9 +111,9 @@ def test_cql_term_is_logsumexp_of_the_available_minus_the_behaviour_mean():
     terms = []
     for step in steps.tolist():
         b, t = divmod(step, T)
-        q = critic(batch["state"][b, t])
+        q = critic(batch["state"][b, t]).detach()
         terms.append(float(torch.logsumexp(q[:3], 0) - (batch["log_mu"][b, t, 1].exp() * q).sum()))
-    assert float(with_cql - without) == pytest.approx(np.mean(terms), rel=1e-5)
+    assert float((with_cql - without).detach()) == pytest.approx(np.mean(terms), rel=1e-5)
 
 
 def test_actor_loss_weights_the_dataset_action_by_eq_20():
@@ -131,7 +131,7 @@ def test_actor_loss_weights_the_dataset_action_by_eq_20():
         weight = min(math.exp((advantage - beta * float(batch["log_mu"][b, t, i, a])) / (alpha + beta)), ARGS.weight_clip)
         expected.append(-weight * float(logp[b, t, a]))
     loss = inspo_smac.actor_loss(batch, steps, i, logp, target, alpha, beta, ARGS)
-    assert float(loss) == pytest.approx(np.mean(expected), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(np.mean(expected), rel=1e-5)
     clipped = inspo_smac.actor_loss(batch, steps, i, logp, target, 1e-3, 0.0, inspo_smac.Args(weight_clip=2.0))
     assert float(clipped) <= 2.0 * float(-logp[steps // T, steps % T].gather(1, batch["actions"][steps // T, steps % T, i, None]).mean()) + 1e-5
 
