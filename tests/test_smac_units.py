@@ -82,6 +82,7 @@ def soft_target(batch, b, t, i, target, logp_before, alpha, beta, gamma):
 
 
 @pytest.mark.parametrize("done_at", [None, 1])
+@torch.no_grad()  # values only: the losses' gradients are torch's business
 def test_critic_loss_is_the_td_error_to_the_soft_target(done_at):
     batch = hand_batch(done_at)
     critic, target = TableCritic(1), TableCritic(2)
@@ -100,6 +101,7 @@ def test_critic_loss_is_the_td_error_to_the_soft_target(done_at):
         assert y == float(batch["reward"][0, done_at])
 
 
+@torch.no_grad()  # values only: the losses' gradients are torch's business
 def test_cql_term_is_logsumexp_of_the_available_minus_the_behaviour_mean():
     batch = hand_batch()
     critic = TableCritic(1)
@@ -116,6 +118,7 @@ def test_cql_term_is_logsumexp_of_the_available_minus_the_behaviour_mean():
     assert float((with_cql - without).detach()) == pytest.approx(np.mean(terms), rel=1e-5)
 
 
+@torch.no_grad()  # values only: the losses' gradients are torch's business
 def test_actor_loss_weights_the_dataset_action_by_eq_20():
     batch = hand_batch()
     target = TableCritic(2)
