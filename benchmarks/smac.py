@@ -173,7 +173,7 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
             if gain < -0.005:
                 verdicts.append(f"- {m} {d}: InSPO's win rate below BC's by {-gain:.2f}.")
             return_gain = np.mean([s["final_return"] for s in runs]) - np.mean([s["bc_return"] for s in runs])
-            if return_gain < -0.01:
+            if return_gain < -0.01 and gain >= -0.005:
                 verdicts.append(f"- {m} {d}: same win rate, but InSPO's return below BC's by {-return_gain:.2f}.")
     lines += ["", "InSPO ≥ BC (mean over seeds), in win rate and in return, in every measured cell." if not verdicts
               else "InSPO ≥ BC in win rate and return in every measured cell but:", *verdicts]
