@@ -43,7 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from envs import InputError  # noqa: E402  (after the sys.path line)
+from envs import InputError, check_writable_dir  # noqa: E402  (after the sys.path line)
 
 SCRIPTS = ("inspo_matrix", "inspo_bridge", "inspo_smac")
 # Flags the runner owns: every run gets its own runs directory, no progress bar, and --cuda from the sweep.
@@ -170,14 +170,8 @@ def run_grid(runs: list[Run], results_dir: str, workers: int | None = None, ray_
     workers = os.cpu_count() if workers is None else workers
     if workers < 1:
         raise InputError(f"--workers {workers} is not accepted; accepted: an integer >= 1")
-    for directory, flag in ((results_dir, "--results-dir"), (work_dir, "--work-dir")):
-        try:  # checked before any long work
-            os.makedirs(directory, exist_ok=True)
-            probe = os.path.join(directory, f".sweep_probe_{os.getpid()}")
-            open(probe, "w").close()
-            os.remove(probe)
-        except OSError as error:
-            raise InputError(f"{flag} {directory!r} cannot be written ({error.strerror})") from None
+    check_writable_dir("results_dir", results_dir)  # checked before any long work
+    check_writable_dir("work_dir", work_dir)
     if ray_address is not None:
         check_ray_address(ray_address)
     todo = [run for run in runs if read_summary(results_dir, run) is None]

@@ -17,6 +17,12 @@ class InputError(ValueError):
 SEED_LIMIT = 2**32  # numpy, torch and the simulators all take seeds in [0, 2**32)
 
 
+def is_int(value) -> bool:
+    """A Python or numpy integer, and not a bool (which Python counts as an int)."""
+    import numpy as np
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -34,12 +40,12 @@ def check_number(name: str, value, low: float, high: float | None = None, low_op
 
 def check_count(name: str, value, low: int = 1, high: int = 10**9) -> None:
     """An integer in [low, high]; the upper limit turns an impossible allocation into one line."""
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+    if not is_int(value) or not low <= value <= high:
         raise InputError(f"{flag(name)} {value} is not accepted; accepted: an integer in [{low}, {high}]")
 
 
 def check_seed(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < SEED_LIMIT:
+    if not is_int(value) or not 0 <= value < SEED_LIMIT:
         raise InputError(f"{flag(name)} {value!r} is not accepted; accepted: an integer in [0, 2**32)")
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from envs import InputError
+from envs import InputError, is_int
 from envs.alberdice import load_buffer, transitions_from_buffer
 
 PAYOFFS = {
@@ -149,7 +149,7 @@ class MatrixGameEnv(ParallelEnv):
             raise InputError(f"step() needs a dict of one action for each of {self.agents}, got {actions!r}")
         n = self.payoff.shape[0]
         for agent, action in actions.items():
-            if not (isinstance(action, (int, np.integer)) and not isinstance(action, (bool, np.bool_)) and 0 <= action < n):
+            if not (is_int(action) and 0 <= action < n):
                 raise InputError(f"action {action!r} of {agent} is not accepted; accepted: integers 0..{n - 1}")
         reward = float(self.payoff[actions["agent_0"], actions["agent_1"]])
         observations = self._observations()

@@ -36,7 +36,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from envs import InputError
+from envs import SEED_LIMIT, InputError, is_int
 
 LOOPS_PER_STEP = 8  # SMAC's step_mul
 MOVE_AMOUNT = 2.0  # a move order goes 2 units along one axis
@@ -119,12 +119,8 @@ ALLY_TYPE_BIT = {"stalker": 0, "zealot": 1}
 ENEMY_TYPE_BIT = {"zealot": 0, "stalker": 1}
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def check_seed_value(seed) -> None:
-    if not _is_int(seed) or not 0 <= seed < 2**32:
+    if not is_int(seed) or not 0 <= seed < SEED_LIMIT:
         raise InputError(f"seed={seed!r} is not accepted; accepted: an integer in [0, 2**32)")
 
 
@@ -171,7 +167,7 @@ class SMACBatch:
 
     def __init__(self, map_name: str, n_battles: int, seed: int = 0, auto_reset: bool = True):
         spec = check_map(map_name)
-        if not _is_int(n_battles) or not 1 <= n_battles <= 10**6:
+        if not is_int(n_battles) or not 1 <= n_battles <= 10**6:
             raise InputError(f"n_battles={n_battles!r} is not accepted; accepted: an integer in [1, 10**6]")
         check_seed_value(seed)
         self.map_name, self.n_battles, self.auto_reset = map_name, int(n_battles), auto_reset
@@ -626,7 +622,7 @@ class StarCraft2Env:
         if self._terminated:
             raise InputError("step() after the episode ended; call reset() first")
         try:
-            ok = len(actions) == self.n_agents and all(_is_int(a) for a in actions)
+            ok = len(actions) == self.n_agents and all(is_int(a) for a in actions)
         except TypeError:
             ok = False
         if not ok:
@@ -646,7 +642,7 @@ class StarCraft2Env:
         return list(self._battle.get_obs()[0])
 
     def _agent(self, agent_id) -> int:
-        if not _is_int(agent_id) or not 0 <= agent_id < self.n_agents:
+        if not is_int(agent_id) or not 0 <= agent_id < self.n_agents:
             raise InputError(f"agent_id={agent_id!r} is not accepted; accepted: an integer in 0..{self.n_agents - 1}")
         return int(agent_id)
 
@@ -782,7 +778,7 @@ class SMACParallelEnv(ParallelEnv):
     def step(self, actions):
         if not self.agents:
             raise InputError("step() after the episode ended; call reset() first")
-        if not isinstance(actions, dict) or set(actions) != set(self.agents) or not all(_is_int(actions[a]) for a in self.agents):
+        if not isinstance(actions, dict) or set(actions) != set(self.agents) or not all(is_int(actions[a]) for a in self.agents):
             raise InputError(f"actions {actions!r} are not accepted; accepted: a dict of one integer action for each of {self.agents}")
         chosen = [int(actions[a]) for a in self.agents]
         if self.unavailable == "stop":
