@@ -8,6 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+# `pytest -n 2` (README) runs two test processes on the two cores: one torch thread each, for them and
+# for the scripts they start, instead of two each fighting over the same cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The released files are never copied into the project: point INSPO_ALBERDICE_DIR at them.
 ALBERDICE_DIR = os.environ.get("INSPO_ALBERDICE_DIR", os.path.join(ROOT, "..", "shared", "data", "alberdice"))

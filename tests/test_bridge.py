@@ -151,6 +151,7 @@ def bridge_args(tmp_path, cache, **kwargs):
     return inspo_bridge.Args(**{**base, **kwargs})
 
 
+@pytest.mark.slow
 def test_short_training_beats_uniform_random(tmp_path, cache):
     summary = inspo_bridge.main(bridge_args(tmp_path, cache))
     assert summary["final_return_stochastic"] > -3.0  # uniform random scores −7.10 at horizon 20 (§5)
@@ -158,6 +159,7 @@ def test_short_training_beats_uniform_random(tmp_path, cache):
     assert {"final_return", "best_return", "bc_return", "wall_time_s", "num_updates", "args"} <= set(summary)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path, cache):
     straight = inspo_bridge.main(bridge_args(tmp_path / "a", cache, num_updates=40, checkpoint_interval=20,
                                              eval_interval=20, bc_updates=20))
@@ -175,6 +177,7 @@ def test_resume_continues_exactly(tmp_path, cache):
 
 
 # --- bad input -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_resume_from_a_different_configuration(tmp_path, cache):
     inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5))
     checkpoint = os.path.join(str(tmp_path), os.listdir(tmp_path)[0], "checkpoint.pt")

@@ -152,6 +152,7 @@ def test_sequential_beats_simultaneous_on_xor_b(tmp_path):
     assert joint[0, 0] + joint[1, 1] > 0.99  # all mass on (A,A) or the out-of-distribution (B,B)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exact", [True, False])
 def test_entropy_escapes_the_mne_local_optimum(tmp_path, exact):
     """Figure 5(a): on the imbalanced dataset, β_0 = 10 reaches (C,C); without entropy InSPO stays at (A,A)."""
@@ -176,6 +177,7 @@ def qre_residual(summary, alpha, beta):
     return worst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exact,tolerance", [(True, 1e-6), (False, 0.02)])
 def test_fixed_alpha_beta_converge_to_the_closed_form_qre(tmp_path, exact, tolerance):
     """With α and β held fixed, the joint policy is the fixed point of Eq. 12 (a QRE of the
@@ -197,6 +199,7 @@ def test_autotuned_alpha_tracks_the_kl_target(tmp_path):
     assert tight["alpha"] > 0.1 > loose["alpha"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tmp_path):
     first = run(tmp_path, dataset="c", num_updates=60, seed=7)
     second = run(tmp_path, dataset="c", num_updates=60, seed=7)

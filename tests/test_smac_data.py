@@ -154,6 +154,7 @@ QMIX = ["--map", "2s3z", "--n-envs", "16", "--updates-per-rollout", "2", "--batc
         "--no-progress", "--test-episodes", "32"]
 
 
+@pytest.mark.slow
 def test_qmix_learns_on_2s3z(tmp_path):
     result = run_script("tools/qmix_smac.py", *QMIX, "--total-env-steps", "15000", "--snapshot-interval", "15000",
                         "--checkpoint-interval", "100000", "--runs-dir", str(tmp_path))
@@ -165,6 +166,7 @@ def test_qmix_learns_on_2s3z(tmp_path):
     assert history[-1]["test_return"] > history[0]["test_return"] + 3, history
 
 
+@pytest.mark.slow
 def test_qmix_resumes_exactly(tmp_path):
     small = [*QMIX, "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
              "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]

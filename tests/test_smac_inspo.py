@@ -110,6 +110,7 @@ def test_masking_in_the_policy_the_critic_target_and_cql(scripted_file):
     assert 0 <= win_rate <= 1
 
 
+@pytest.mark.slow
 def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
     """Only dataset actions enter Eq. 20: the actions the data never takes (stop, north, south,
     west) keep no more mass under π than under µ, which gives them almost none."""
@@ -129,6 +130,7 @@ def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
         assert mass["policies"].mean() <= mass["behaviours"].mean() + 0.005, (i, {k: float(v.mean()) for k, v in mass.items()})
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_resume_continues_exactly(tmp_path, scripted_file):
     straight = inspo_smac.main(tiny_args(tmp_path / "a", scripted_file))
     again = inspo_smac.main(tiny_args(tmp_path / "b", scripted_file))
@@ -147,6 +149,7 @@ def test_same_seed_same_numbers_and_resume_continues_exactly(tmp_path, scripted_
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
 
 
+@pytest.mark.slow
 def test_cli_bad_files_and_checkpoints(tmp_path, scripted_file):
     assert_one_line_error(run_script("inspo_smac.py", "--map", "3s_vs_5z", "--dataset-file", scripted_file, "--runs-dir",
                                      str(tmp_path)), "3s_vs_5z", "needs")

@@ -13,6 +13,8 @@ from benchmarks import sweep
 from conftest import ROOT, assert_one_line_error
 from envs import InputError
 
+pytestmark = pytest.mark.slow  # spawned workers: seconds per test, and invisible to mutmut's call tracing
+
 # A tiny matrix run: a few seconds each.
 TINY = {"game": "xor", "dataset": "b", "num_updates": 10, "bc_updates": 10, "final_eval_episodes": 32}
 # What a run's summary holds that depends on the clock, not on the computation.
