@@ -14,7 +14,11 @@ equivalent ones leave the denominator, as the issue defines the score.
 
     pip install mutmut==3.8.1
     python benchmarks/mutation.py --sample 300 --seed 0 --workers 2   # ~1 h on 2 cores
+    python benchmarks/mutation.py --collect --dir CHECKOUT             # read a run made there by hand
     python benchmarks/mutation.py --report-only                        # rebuild the report
+
+The sample of n is the first n of the seeded draw (random.sample's prefix property), so a run with
+--sample 200 measures the first 200 mutants a run with --sample 300 would.
 
 Run on demand, not in CI. Writes benchmarks/results/mutation.md and mutation_results.json.
 """
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
+import importlib.util
 import json
 import math
 import os
@@ -30,7 +36,7 @@ import random
 import shutil
 import subprocess
 import sys
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,27 +44,56 @@ RESULTS = ROOT / "benchmarks" / "results"
 NOTES = RESULTS / "mutation_notes.json"
 OUT_JSON = RESULTS / "mutation_results.json"
 OUT_MD = RESULTS / "mutation.md"
-KILLED = {"killed", "timeout", "segfault"}  # mutmut counts timeouts as caught; a crash is caught too
+KILLED = {"killed", "timeout", "segfault", "killed by a slow test"}  # mutmut counts timeouts as caught; a crash is caught too
+# The end-to-end tests (marked slow) are out of mutmut's per-function selection: a mutant the unit layer
+# misses gets the slow tests of the modules that exercise its file, run by hand with the mutant switched on.
+SLOW_TESTS = {
+    "inspo_matrix.py": ["tests/test_matrix.py"], "envs/matrix.py": ["tests/test_matrix.py"],
+    "inspo_bridge.py": ["tests/test_bridge.py"], "envs/bridge.py": ["tests/test_bridge.py"],
+    "envs/alberdice.py": ["tests/test_bridge.py", "tests/test_matrix.py"],
+    "inspo_smac.py": ["tests/test_smac_inspo.py"],
+    "envs/smac.py": ["tests/test_smac_inspo.py", "tests/test_smac_data.py"],
+    "envs/smac_data.py": ["tests/test_smac_data.py", "tests/test_smac_inspo.py"],
+    "envs/__init__.py": ["tests/test_matrix.py", "tests/test_bridge.py", "tests/test_smac_inspo.py", "tests/test_smac_data.py"],
+}
 
 
-def generate_mutants() -> list[str]:
-    """Write mutants/ (mutmut's copy of the sources with every mutant behind a switch); return their names."""
-    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+def generate_mutants(checkout: Path) -> None:
+    """Write mutants/ (mutmut's copy of the sources with every mutant behind a switch)."""
+    shutil.rmtree(checkout / "mutants", ignore_errors=True)
     code = ("import os, mutmut.__main__ as m; m.set_mutant_under_test('mutant_generation'); os.makedirs('mutants');"
             "m.copy_src_dir(); m.copy_also_copy_files(); m.setup_source_paths(); m.create_mutants(1)")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return sorted(name for meta in (ROOT / "mutants").rglob("*.meta")
-                  for name in json.loads(meta.read_text())["exit_code_by_key"])
+    subprocess.run([sys.executable, "-c", code], cwd=checkout, check=True, stdout=subprocess.DEVNULL)
 
 
-def read_statuses() -> dict[str, str]:
-    from mutmut.stats import status_by_exit_code
-    return {name: status_by_exit_code[code] for meta in (ROOT / "mutants").rglob("*.meta")
-            for name, code in json.loads(meta.read_text())["exit_code_by_key"].items()}
+def read_meta(checkout: Path) -> dict[str, tuple[int | None, float]]:
+    """Every mutant's exit code (None: not run) and test time, from mutmut's files."""
+    out = {}
+    for meta in (checkout / "mutants").rglob("*.meta"):
+        data = json.loads(meta.read_text())
+        for name, code in data["exit_code_by_key"].items():
+            out[name] = (code, data.get("durations_by_key", {}).get(name, 0.0))
+    return out
 
 
-def diff_of(name: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, capture_output=True, text=True)
+def draw(names: list[str], n: int, seed: int) -> list[str]:
+    return sorted(random.Random(seed).sample(sorted(names), min(n, len(names))))
+
+
+def run_slow_tests(name: str, checkout: Path, files: list[str] | None = None, timeout: float = 600) -> str:
+    """'killed by a slow test', 'timeout' (also a kill) or 'survived' when the slow tests pass."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MUTANT_UNDER_TEST=name)
+    files = files or SLOW_TESTS[file_of(name)]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "slow", *files]
+    try:
+        code = subprocess.run(command, cwd=checkout / "mutants", env=env, capture_output=True, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    return "killed by a slow test" if code in (1, 3) else "survived"  # as mutmut reads pytest's exit codes
+
+
+def diff_of(name: str, checkout: Path) -> str:
+    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=checkout, capture_output=True, text=True)
     return "\n".join(line for line in out.stdout.splitlines()[1:] if line.startswith(("+", "-")) and
                      not line.startswith(("+++", "---")))
 
@@ -87,19 +122,22 @@ def report(results: dict) -> str:
     lines = [
         "# Mutation score (issue 13)", "",
         f"Generated by `python benchmarks/mutation.py` on {results['date']} (mutmut {results['mutmut']}, "
-        f"{results['workers']} workers, {results['wall_s'] / 60:.0f} min). Population: {results['population']} mutants of "
+        f"{results['workers']} workers; the sampled mutants' tests ran {results['test_s'] / 60:.0f} min in all). Population: {results['population']} mutants of "
         "the three scripts and `envs/` (pyproject.toml); measured: a uniform random sample of "
         f"{len(sample)} (seed {results['seed']}), each against the tests that call its function "
-        f"(`pytest_add_cli_args_test_selection` in pyproject.toml: {results['selection']}).", "",
+        f"(`pytest_add_cli_args_test_selection` in pyproject.toml: {results['selection']}); a mutant those miss then "
+        "gets the end-to-end tests (`-m slow`) of the test modules that exercise its file (`SLOW_TESTS`).", "",
         f"**Score: {killed} / {counted} = {100 * killed / max(counted, 1):.1f} % of the non-equivalent mutants "
         f"killed** (95 % Wilson interval {100 * lo:.1f}–{100 * hi:.1f} % for the whole population); "
         f"{len(equivalent)} equivalent mutants left out of the denominator.", "",
-        "| file | sampled | killed | survived, equivalent | survived, not worth a test | survived, unjudged |",
-        "|---|---|---|---|---|---|"]
+        "| file | sampled | killed by the unit layer | killed by a slow test | survived, equivalent | "
+        "survived, not worth a test | survived, unjudged |",
+        "|---|---|---|---|---|---|---|"]
     for path in sorted({file_of(n) for n in sample}):
         names = [n for n in sample if file_of(n) == path]
         verdicts = [notes.get(n, {}).get("verdict") for n in names if n in survivors]
-        lines.append(f"| `{path}` | {len(names)} | {sum(sample[n]['status'] in KILLED for n in names)} | "
+        slow = sum(sample[n]["status"] == "killed by a slow test" for n in names)
+        lines.append(f"| `{path}` | {len(names)} | {sum(sample[n]['status'] in KILLED for n in names) - slow} | {slow} | "
                      f"{verdicts.count('equivalent')} | {verdicts.count('not worth a test')} | "
                      f"{sum(v is None for v in verdicts)} |")
     lines += ["", "## Survivors", "",
@@ -117,6 +155,9 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=300, help="mutants measured (uniform, without replacement)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="mutants tested side by side")
+    parser.add_argument("--collect", action="store_true", help="run nothing: read the results of `mutmut run` in --dir")
+    parser.add_argument("--dir", type=Path, default=ROOT, help="the checkout where mutmut runs (mutants/ is written there)")
+    parser.add_argument("--unit-layer-only", action="store_true", help="do not give the unit layer's survivors the slow tests")
     parser.add_argument("--report-only", action="store_true", help="rebuild mutation.md from mutation_results.json")
     args = parser.parse_args()
     if args.report_only:
@@ -125,25 +166,36 @@ def main() -> None:
         return
     if args.sample < 1 or args.workers < 1:
         sys.exit(f"error: --sample {args.sample} / --workers {args.workers}: accepted: integers >= 1")
-    try:
-        import mutmut
-    except ImportError:
+    if importlib.util.find_spec("mutmut") is None:
         sys.exit("error: mutmut is not installed; accepted: pip install mutmut==3.8.1")
-    start = time.time()
-    population = generate_mutants()
-    sample = sorted(random.Random(args.seed).sample(population, min(args.sample, len(population))))
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.workers), *sample],
-                   cwd=ROOT, env=env, check=False)
-    statuses = read_statuses()
+    if not args.collect:
+        generate_mutants(args.dir)
+    meta = read_meta(args.dir)
+    sample = draw(list(meta), args.sample, args.seed)
+    if not args.collect:
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.workers), *sample],
+                       cwd=args.dir, env=env, check=False)
+        meta = read_meta(args.dir)
+    from mutmut.stats import status_by_exit_code
     import tomllib
-    selection = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"].get(
+    selection = tomllib.loads((args.dir / "pyproject.toml").read_text())["tool"]["mutmut"].get(
         "pytest_add_cli_args_test_selection", ["tests/"])
-    results = {"date": datetime.date.today().isoformat(), "mutmut": mutmut.__version__ if hasattr(mutmut, "__version__")
-               else "3.8.1", "workers": args.workers, "seed": args.seed, "population": len(population),
-               "selection": " ".join(selection), "wall_s": time.time() - start,
-               "mutants": {name: {"status": statuses.get(name, "not checked"),
-                                  "diff": diff_of(name) if statuses.get(name) not in KILLED else ""} for name in sample}}
+    statuses = {name: status_by_exit_code[meta[name][0]] for name in sample}
+    if not args.unit_layer_only:
+        clean = run_slow_tests("", args.dir, sorted({f for files in SLOW_TESTS.values() for f in files}))  # the slow tests must pass unmutated, or every kill is void
+        if clean != "survived":
+            sys.exit(f"error: the slow tests fail without a mutant ({clean}); fix them first")
+        missed = [name for name in sample if statuses[name] not in KILLED]
+        with ThreadPoolExecutor(args.workers) as pool:
+            for name, status in zip(missed, pool.map(lambda n: run_slow_tests(n, args.dir), missed)):
+                statuses[name] = status if status != "survived" else statuses[name]
+                print(f"{name}: {statuses[name]}", flush=True)
+    results = {"date": datetime.date.today().isoformat(), "mutmut": importlib.metadata.version("mutmut"),
+               "workers": args.workers, "seed": args.seed, "population": len(meta), "selection": " ".join(selection),
+               "test_s": sum(meta[name][1] for name in sample),
+               "mutants": {name: {"status": statuses[name], "diff": "" if statuses[name] in KILLED else
+                                  diff_of(name, args.dir)} for name in sample}}
     tmp = OUT_JSON.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(OUT_JSON)

@@ -151,11 +151,31 @@ def bridge_args(tmp_path, cache, **kwargs):
     return inspo_bridge.Args(**{**base, **kwargs})
 
 
+def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache):
+    """History at every --eval-interval; the greedy figures are the argmax policies' (Bridge is deterministic,
+    so they can be recomputed from the checkpoint); auto-α moves α; the best return is the best evaluation."""
+    summary = inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=6, bc_updates=6, eval_interval=3,
+                                            eval_episodes=4, final_eval_episodes=8, checkpoint_interval=3,
+                                            autotune_alpha=True, alpha_lr=0.1))
+    assert [h[0] for h in summary["history"]] == [3, 6] and summary["num_updates"] == 6
+    assert summary["best_return"] == max(h[1] for h in summary["history"])
+    state = torch.load(os.path.join(tmp_path, os.listdir(tmp_path)[0], "checkpoint.pt"), weights_only=False)
+    assert state["alpha"] != 0.1  # α = exp(log α) after 6 Adam steps of lr 0.1
+    for key, greedy in (("policies", "final_return_greedy"), ("behaviours", "bc_return_greedy")):
+        models = [inspo_bridge.Policy(8, 5, 256) for _ in state[key]]
+        for model, weights in zip(models, state[key]):
+            model.load_state_dict(weights)
+        assert inspo_bridge.evaluate(models, 8, True, None, "cpu") == summary[greedy], key
+    assert summary["final_return"] == summary["final_return_stochastic"]  # Bridge reports stochastic (AlberDICE)
+
+
 @pytest.mark.slow
 def test_short_training_beats_uniform_random(tmp_path, cache):
     summary = inspo_bridge.main(bridge_args(tmp_path, cache))
-    assert summary["final_return_stochastic"] > -3.0  # uniform random scores −7.10 at horizon 20 (§5)
-    assert summary["final_return_greedy"] > -2.0
+    # seeds 0-4: stochastic -1.29 to -1.32, greedy -1.26 to -1.29 (benchmarks/results/outcome_spread.md);
+    # BC alone scores about -1.95 stochastic (bridge.md), uniform random play -7.10 at horizon 20 (§5)
+    assert summary["final_return_stochastic"] > -1.40
+    assert summary["final_return_greedy"] > -1.35
     assert {"final_return", "best_return", "bc_return", "wall_time_s", "num_updates", "args"} <= set(summary)
 
 

@@ -162,8 +162,9 @@ def test_qmix_learns_on_2s3z(tmp_path):
     with open(os.path.join(tmp_path, "2s3z_seed0", "summary.json")) as f:
         history = json.load(f)["history"]
     assert history[0]["t_env"] == 0 and history[-1]["t_env"] >= 15000
-    # the untrained greedy team and uniform random play both return about 3; a few thousand steps of QMIX beat them
-    assert history[-1]["test_return"] > history[0]["test_return"] + 3, history
+    # the untrained greedy team and uniform random play both return about 3; 15,000 steps of QMIX raise the
+    # greedy team's return by 1.2 to 10.9 over seeds 0-4 (benchmarks/results/outcome_spread.md)
+    assert history[-1]["test_return"] > history[0]["test_return"] + 1.0, history
 
 
 @pytest.mark.slow

@@ -18,11 +18,9 @@ TINY = dict(map="2s3z", dataset="medium", num_updates=6, bc_updates=30, batch_ep
             eval_interval=3, eval_episodes=4, final_eval_episodes=8, progress=False, checkpoint_interval=3)
 
 
-@pytest.fixture(scope="module")
-def scripted_file(tmp_path_factory):
+def write_scripted_file(path: str) -> str:
     """24 episodes of 2s3z played by the attack-nearest team, in CFCQL's h5 layout. The team
     never stops and never moves north, south or west (actions 1, 2, 3, 5)."""
-    path = str(tmp_path_factory.mktemp("data") / "2s3z_scripted.h5")
     writer = H5Writer(path, 24, map_sizes("2s3z"))
     out = rollout(SMACBatch("2s3z", 24, seed=11, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest")
     writer.write({k: v for k, v in out.items() if k not in ("won", "timeout", "length")})
@@ -30,6 +28,11 @@ def scripted_file(tmp_path_factory):
     actions = load_h5(path, "2s3z")["actions"]
     assert not np.isin(actions, [1, 2, 3, 5]).any()
     return path
+
+
+@pytest.fixture(scope="module")
+def scripted_file(tmp_path_factory):
+    return write_scripted_file(str(tmp_path_factory.mktemp("data") / "2s3z_scripted.h5"))
 
 
 def tiny_args(tmp_path, scripted_file, **overrides):
@@ -126,8 +129,9 @@ def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
             model = inspo_smac.RecurrentPolicy(in_dim, 11, 64)
             model.load_state_dict(state[key][i])
             mass[key] = inspo_smac.unroll(model, batch, i).exp()[batch["valid"]][:, never].sum(-1)
-        assert mass["behaviours"].mean() < 0.05, (i, float(mass["behaviours"].mean()))
-        assert mass["policies"].mean() <= mass["behaviours"].mean() + 0.005, (i, {k: float(v.mean()) for k, v in mass.items()})
+        # seeds 0-4: µ's worst agent 0.022-0.028, π below µ by 0.0013-0.0020 (benchmarks/results/outcome_spread.md)
+        assert mass["behaviours"].mean() < 0.04, (i, float(mass["behaviours"].mean()))
+        assert mass["policies"].mean() <= mass["behaviours"].mean(), (i, {k: float(v.mean()) for k, v in mass.items()})
 
 
 @pytest.mark.slow
