@@ -295,3 +295,11 @@ def test_bad_input_is_one_clear_line():
 def test_missing_real_smac_says_how_to_install():
     with pytest.raises(InputError, match="pip install git\\+https://github.com/oxwhirl/smac.git"):
         make_env("2s3z", "sc2")
+
+
+def test_replays_and_rendering_need_starcraft_ii():
+    """SMAC's save_replay and render exist for API compatibility; the built-in simulator says it has neither."""
+    with pytest.raises(NotImplementedError, match=r"replays need StarCraft II: use backend='sc2'"):
+        StarCraft2Env("2s3z").save_replay()
+    with pytest.raises(NotImplementedError, match="the built-in simulator has no renderer"):
+        StarCraft2Env("2s3z").render()

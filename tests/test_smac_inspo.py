@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
-from conftest import assert_one_line_error, run_script
+from conftest import assert_one_line_error, install_spies, run_script
 from envs import InputError
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, load_h5, map_sizes, rollout
@@ -111,6 +111,42 @@ def test_masking_in_the_policy_the_critic_target_and_cql(scripted_file):
     # evaluation: every chosen action is available, or SMACBatch.step raises
     win_rate, _ = inspo_smac.evaluate([policy] * 5, "2s3z", 8, False, 0, torch.Generator().manual_seed(0), "cpu")
     assert 0 <= win_rate <= 1
+
+
+def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_file, monkeypatch):
+    """The TensorBoard scalars the issue names at every --eval-interval, a checkpoint at every
+    --checkpoint-interval and at the end, the summary's fields, and the advantages reaching the
+    semi-greedy order (without them it would always start with agent 0)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    saved, orders = [], []
+
+    def save_checkpoint(path, state):
+        saved.append(state["iteration"])
+        return real["save_checkpoint"](path, state)
+
+    def update_order(args, n_agents, rng, advantages=None):
+        orders.append(advantages)
+        return real["update_order"](args, n_agents, rng, advantages)
+
+    real = install_spies(monkeypatch, inspo_smac, save_checkpoint, update_order)
+    summary = inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=5, eval_interval=2, checkpoint_interval=2,
+                                        update_order="semi-greedy"))
+    assert saved == [2, 4, 5]
+    assert len(orders) == 5 and all(a is not None and len(a) == 5 for a in orders)
+    run_dir = os.path.join(tmp_path, os.listdir(tmp_path)[0])
+    events = EventAccumulator(run_dir)
+    events.Reload()
+    for tag in ("eval/win_rate", "eval/return", "charts/alpha", "charts/beta", "charts/kl", "losses/critic_loss",
+                "losses/actor_loss"):
+        assert [e.step for e in events.Scalars(tag)] == [2, 4, 5], tag
+    assert [e.step for e in events.Scalars("losses/bc_loss")] == [0]
+    assert [e.value for e in events.Scalars("eval/final_win_rate")] == [pytest.approx(summary["final_win_rate"])]
+    assert [h[0] for h in summary["history"]] == [2, 4, 5] and summary["num_updates"] == 5
+    assert summary["best_win_rate"] == max(h[1] for h in summary["history"])
+    assert summary["args"]["update_order"] == "semi-greedy" and summary["map"] == "2s3z"
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(summary))
 
 
 @pytest.mark.slow
