@@ -89,6 +89,16 @@ def test_damage_shields_first_armour_bonus_and_two_zealot_hits():
     assert b.hp[0, 5] == 45 - 6
 
 
+def test_overlapping_units_are_pushed_apart_by_half_the_overlap_each():
+    """Two stopped marines 0.3 apart (contact 0.75 = two radii): one game loop moves each 0.225 away."""
+    b = battle("5m_vs_6m", keep_allies=(0, 1), keep_enemies=())
+    place(b, 0, 10, 16), place(b, 1, 10.3, 16)
+    b._issue_orders(np.array([[1, 1, 0, 0, 0]]))
+    b._game_loop()
+    np.testing.assert_allclose(b.x[0, :2], [9.775, 10.525])
+    np.testing.assert_allclose(b.y[0, :2], [16, 16])
+
+
 def test_cooldown_period_with_jitter():
     """A marine firing at a distant dummy: shot intervals are 13.77 loops + U{-1..2}, mean ~14.3."""
     b = battle("5m_vs_6m")
@@ -238,6 +248,8 @@ def test_pettingzoo_whole_episodes_are_deterministic():
         rng = np.random.default_rng(seed)
         trace = [env.state()]
         while env.agents:
+            # the dtypes the observation space declares
+            assert all(o["observation"].dtype == np.float32 and o["action_mask"].dtype == np.int8 for o in obs.values())
             actions = {a: int(rng.choice(np.flatnonzero(o["action_mask"]))) for a, o in obs.items()}
             obs, rewards, terms, truncs, infos = env.step(actions)
             trace += [env.state(), np.array(list(rewards.values()))]

@@ -251,3 +251,12 @@ def test_cli_bad_inputs(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert_one_line_error(run_script("tools/qmix_smac.py", "--runs-dir", str(blocker)), "cannot be written")
+
+
+def test_code_version_is_this_checkouts_commit_from_any_directory(tmp_path, monkeypatch):
+    from envs.smac_data import code_version
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if not head:
+        pytest.skip("not a git checkout")
+    monkeypatch.chdir(tmp_path)  # a user running the scripts from elsewhere
+    assert code_version().removesuffix("+dirty") == head
