@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-# `pytest -n 2` (README) runs two test processes on the two cores: one torch thread each, for them and
-# for the scripts they start, instead of two each fighting over the same cores.
+# `pytest -n auto` (README) runs one test process per core: one torch thread each, for them and for the
+# scripts they start, instead of several threads each fighting over the same cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     import torch
