@@ -70,14 +70,10 @@ def generate_mutants(checkout: Path) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=checkout, check=True, stdout=subprocess.DEVNULL)
 
 
-def read_meta(checkout: Path) -> dict[str, tuple[int | None, float]]:
-    """Every mutant's exit code (None: not run) and test time, from mutmut's files."""
-    out = {}
-    for meta in (checkout / "mutants").rglob("*.meta"):
-        data = json.loads(meta.read_text())
-        for name, code in data["exit_code_by_key"].items():
-            out[name] = (code, data.get("durations_by_key", {}).get(name, 0.0))
-    return out
+def read_meta(checkout: Path) -> dict[str, int | None]:
+    """Every mutant's exit code (None: not run), from mutmut's files."""
+    return {name: code for meta in (checkout / "mutants").rglob("*.meta")
+            for name, code in json.loads(meta.read_text())["exit_code_by_key"].items()}
 
 
 def draw(names: list[str], n: int, seed: int) -> list[str]:
@@ -191,7 +187,7 @@ def main() -> None:
     import tomllib
     selection = tomllib.loads((args.dir / "pyproject.toml").read_text())["tool"]["mutmut"].get(
         "pytest_add_cli_args_test_selection", ["tests/"])
-    statuses = {name: status_by_exit_code[meta[name][0]] for name in sample}
+    statuses = {name: status_by_exit_code[meta[name]] for name in sample}
     if not args.unit_layer_only:
         # the tests of this checkout (mutmut copied them when its run began; tests added since count too),
         # which must pass without a mutant, or every kill is void

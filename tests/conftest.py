@@ -62,6 +62,19 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert all(f in lines[0] for f in fragments), (fragments, lines[0])
 
 
+def tensorboard_scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """Every TensorBoard scalar a run wrote: tag -> [(step, value), ...]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(run_dir)
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def steps(points: list[tuple[int, float]]) -> list[int]:
+    return [step for step, _ in points]
+
+
 def install_spies(monkeypatch, module, *spies) -> dict:
     """Put each spy in place of the module's function of the same name (for this test only) and
     return the real functions by name, for the spies to call once they have recorded their call."""

@@ -9,7 +9,7 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import inspo_bridge
-from conftest import alberdice_path, assert_one_line_error, run_script
+from conftest import alberdice_path, assert_one_line_error, run_script, steps, tensorboard_scalars
 from envs import InputError
 from envs.alberdice import load_buffer
 from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, load_or_make, resolve_moves
@@ -157,8 +157,6 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache):
     """History and TensorBoard scalars at every --eval-interval; the greedy figures are the argmax
     policies' (Bridge is deterministic, so they can be recomputed from the checkpoint); auto-α moves α;
     the best return is the best evaluation."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     summary = inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=6, bc_updates=6, eval_interval=3,
                                             eval_episodes=4, final_eval_episodes=8, checkpoint_interval=3,
                                             autotune_alpha=True, alpha_lr=0.1))
@@ -172,12 +170,11 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache):
             model.load_state_dict(weights)
         assert inspo_bridge.evaluate(models, 8, True, None, "cpu") == summary[greedy], key
     assert summary["final_return"] == summary["final_return_stochastic"]  # Bridge reports stochastic (AlberDICE)
-    events = EventAccumulator(os.path.join(tmp_path, os.listdir(tmp_path)[0]))
-    events.Reload()
+    scalars = tensorboard_scalars(os.path.join(tmp_path, os.listdir(tmp_path)[0]))
     for tag in ("eval/return", "charts/alpha", "charts/beta", "charts/kl", "losses/critic_loss", "losses/actor_loss"):
-        assert [e.step for e in events.Scalars(tag)] == [3, 6], tag
-    assert [e.step for e in events.Scalars("losses/bc_loss")] == [0]
-    assert [e.value for e in events.Scalars("eval/final_return")] == [pytest.approx(summary["final_return"])]
+        assert steps(scalars[tag]) == [3, 6], tag
+    assert steps(scalars["losses/bc_loss"]) == [0]
+    assert [v for _, v in scalars["eval/final_return"]] == [pytest.approx(summary["final_return"])]
 
 
 @pytest.mark.slow
