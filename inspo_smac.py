@@ -517,6 +517,9 @@ def main(args: Args) -> dict:
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     generator = torch.Generator(device=device).manual_seed(args.seed)
     eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)
+    if checkpoint and checkpoint.get("device", "cpu") != device.type:  # a generator's state fits only its own device
+        raise InputError(f"--resume {args.resume!r} was written on {checkpoint.get('device', 'cpu')}, this run is on {device.type}; "
+                         f"accepted: the checkpoint's device ({'--cuda' if checkpoint.get('device') == 'cuda' else '--no-cuda'})")
     eval_seed = 50_000_000 + 100_000 * args.seed  # evaluation battles: never a dataset's
 
     arrays, card = load_dataset(args)
@@ -591,7 +594,7 @@ def main(args: Args) -> dict:
                 "log_alpha": log_alpha.detach().clone(), "alpha_optimiser": alpha_optimiser.state_dict(),
                 "alpha": alpha, "beta": beta, "history": history, "best_win_rate": best_win_rate,
                 "bc_win_rate": bc_win_rate, "bc_return": bc_return,
-                "torch_rng": torch.get_rng_state(), "generator": generator.get_state(),
+                "device": device.type, "torch_rng": torch.get_rng_state(), "generator": generator.get_state(),
                 "eval_generator": eval_generator.get_state(), "np_rng": np_rng.bit_generator.state}
 
     for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):

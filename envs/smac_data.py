@@ -369,19 +369,21 @@ def _chunks(total: int, size: int):
         yield start, min(size, total - start)
 
 
-def _rollouts(map_name: str, policy: dict, policy_path: str, n: int, epsilon: float, seed: int, chunk: int, device):
+def _rollouts(map_name: str, policy: dict, policy_path: str, n: int, epsilon: float, seed: int, chunk: int):
     """n episodes of one shipped policy (a QMIX agent {"file"}, or a scripted team {"scripted"}) in
-    chunks of battles; battle k of the dataset uses simulator seed seed + k."""
-    agent = None if "scripted" in policy else load_agent(os.path.join(policy_path, policy["file"]), map_name, device)
+    chunks of battles; battle k of the dataset uses simulator seed seed + k. Always on the CPU: a GPU's
+    GRU rounds differently, near-ties of the greedy argmax flip and the battles diverge, so the same
+    seed would give other episodes (seen on an H200, tests/test_cuda.py)."""
+    agent = None if "scripted" in policy else load_agent(os.path.join(policy_path, policy["file"]), map_name)
     rng = np.random.default_rng(seed)
     for start, size in _chunks(n, chunk):
         battles = SMACBatch(map_name, size, seed=seed + start, auto_reset=False)
-        episodes = rollout(battles, agent, epsilon, rng, device, scripted=policy.get("scripted"))
+        episodes = rollout(battles, agent, epsilon, rng, scripted=policy.get("scripted"))
         yield {k: v for k, v in episodes.items() if k not in ("won", "timeout", "length")}
 
 
 def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int | None = None, chunk: int = 1000,
-                 policy_dir: str = POLICY_DIR, cache_dir: str | None = None, device="cpu") -> dict:
+                 policy_dir: str = POLICY_DIR, cache_dir: str | None = None) -> dict:
     """Generate one dataset into `path` (CFCQL's h5 layout); returns its card (without the file's checksum).
 
     medium / expert: greedy rollouts (ε = 0) of the shipped medium / expert agent, as CFCQL's
@@ -401,7 +403,7 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
     try:
         if name in ("medium", "expert"):
             checkpoints = [manifest[name]]
-            for arrays in _rollouts(map_name, manifest[name], policy_path, n, 0.0, base_seed, chunk, device):
+            for arrays in _rollouts(map_name, manifest[name], policy_path, n, 0.0, base_seed, chunk):
                 writer.write(arrays)
         elif name == "medium_replay":
             replay = manifest["replay"]
@@ -412,7 +414,7 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
             # CFCQL's buffer was dumped in random order: episode j of the rollouts goes to row order[j]
             order, done = np.random.default_rng(base_seed).permutation(n), 0
             for i, (c, k) in enumerate(zip(replay, counts)):
-                parts = _rollouts(map_name, c, policy_path, int(k), c["epsilon"], base_seed + 100_000 * i, chunk, device) if k > 0 else ()
+                parts = _rollouts(map_name, c, policy_path, int(k), c["epsilon"], base_seed + 100_000 * i, chunk) if k > 0 else ()
                 for part in parts:
                     size = len(part["filled"])
                     writer.write(part, order[done:done + size])
@@ -422,7 +424,7 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
             index = np.sort(np.random.default_rng(base_seed).choice(n, n // 2, replace=False))
             checkpoints = [manifest["medium"], manifest["expert"]]
             for part in ("medium", "expert"):
-                source, _ = load_or_make(map_name, part, seed, cache_dir, episodes=episodes, policy_dir=policy_dir, device=device)
+                source, _ = load_or_make(map_name, part, seed, cache_dir, episodes=episodes, policy_dir=policy_dir)
                 for start, size in _chunks(n, chunk):  # whole blocks read in order, then the chosen rows
                     block = _read(source, list(H5_KEYS), slice(start, start + size))
                     pick = index[(index >= start) & (index < start + size)] - start
@@ -449,7 +451,7 @@ def dataset_path(map_name: str, name: str, seed: int, cache_dir: str, episodes: 
 
 
 def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None = None, episodes: int | None = None,
-                 policy_dir: str = POLICY_DIR, device="cpu") -> tuple[str, dict]:
+                 policy_dir: str = POLICY_DIR) -> tuple[str, dict]:
     """(path, card) of a generated dataset: from the cache when its file matches its card's
     checksum, else generated now and written atomically (a temporary name, then renamed; the
     card last). A truncated or corrupt cache file is rebuilt, never trusted."""
@@ -485,7 +487,7 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
                          "give a writable --cache-dir or set INSPO_CACHE") from None
     try:
         start = time.time()
-        card = make_dataset(map_name, name, seed, tmp, episodes, policy_dir=policy_dir, cache_dir=cache_dir, device=device)
+        card = make_dataset(map_name, name, seed, tmp, episodes, policy_dir=policy_dir, cache_dir=cache_dir)
         card.update(summarise(episode_stats(_read(tmp, ("state", "reward", "filled")), map_sizes(map_name))))
         card["generation_time_s"] = time.time() - start
         card["how"] = HOW[name]
