@@ -85,6 +85,9 @@ class Options:
     """where the runs' summaries (committed) go"""
     out_dir: str = os.path.join(ROOT, "benchmarks", "results")
     """where smac.md and smac_curves.png go"""
+    gpu_results_dir: str = os.path.join(ROOT, "benchmarks", "results", "smac_gpu")
+    """summaries of runs made with `--cuda` on another machine: reported apart from Tables 4-6, with its
+    machine.json (their datasets were regenerated there)"""
 
 
 def grid(options: Options) -> list[sweep.Run]:
@@ -129,7 +132,43 @@ def seeds_of(runs: list[dict]) -> str:
     return ",".join(str(s["args"]["seed"]) for s in runs)
 
 
-def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float | None) -> list[str]:
+def read_summaries(results_dir: str) -> dict[str, dict]:
+    """{run name: summary} of every summary under results_dir."""
+    summaries = {}
+    for dirpath, _, filenames in os.walk(results_dir):
+        if "summary.json" in filenames:
+            name = os.path.relpath(dirpath, results_dir)
+            summaries[name] = sweep.read_summary(results_dir, sweep.Run(name, "inspo_smac"))
+    return summaries
+
+
+CARD_STATISTICS = ("transitions", "return_mean", "return_std", "return_min", "return_max", "win_rate", "mean_episode_length")
+
+
+def gpu_report(options: Options, groups: dict, gpu_groups: dict) -> list[str]:
+    """The runs made on a GPU elsewhere, beside this machine's runs of the same cells."""
+    with open(os.path.join(options.gpu_results_dir, "machine.json")) as f:
+        machine = json.load(f)
+    lines = ["", "## On a GPU (not in Tables 4-6)", "",
+             f"{sum(len(v) for v in gpu_groups.values())} runs under `benchmarks/results/smac_gpu/`: {machine['how']} "
+             "The datasets were generated there (on its CPU) by the same code and seed. *Same data* compares every "
+             "statistic of the two cards exactly (transitions, return mean, std, min and max, win rate, episode length); "
+             "the files' checksums differ nonetheless, by a few bytes of compressed output (another zlib or HDF5 build). "
+             "A run's seed on a GPU draws other random streams than the same seed on a CPU, so these runs are kept out "
+             "of Tables 4-6.", "",
+             "| map | dataset | InSPO (GPU) | BC (GPU) | seeds | same data as ours | data return, GPU / ours | "
+             "ours InSPO (CPU, all seeds) | wall time (GPU) |", "|---|---|---|---|---|---|---|---|---|"]
+    for (m, d, variant), runs in sorted(gpu_groups.items()):
+        ours = groups.get((m, d, variant), [])
+        same = "–" if not ours else ("yes" if all(runs[0]["card"][k] == ours[0]["card"][k] for k in CARD_STATISTICS) else "no")
+        data_return = f"{runs[0]['card']['return_mean']:.2f} / " + (f"{ours[0]['card']['return_mean']:.2f}" if ours else "–")
+        lines.append(f"| {m} | {d}{'' if variant == 'inspo' else ' ' + variant} | {fmt([s['final_win_rate'] for s in runs])} | "
+                     f"{fmt([s['bc_win_rate'] for s in runs])} | {seeds_of(runs)} | {same} | {data_return} | "
+                     f"{fmt([s['final_win_rate'] for s in ours])} | {np.mean([s['wall_time_s'] for s in runs]):.0f} s |")
+    return lines
+
+
+def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float | None, gpu_groups: dict | None = None) -> list[str]:
     done = sum(len(v) for v in groups.values())
     lines = [
         "# InSPO on SMAC (Tables 4-7)",
@@ -196,16 +235,22 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
               "320-battle evaluation, BC and its evaluation included. The paper: InSPO on a GPU, one seed."
               + (" Left out of this table (their wall time is not the run's own): "
                  + "; ".join(f"{name} ({why})" for name, why in sorted(excluded.items())) + "." if excluded else ""), "",
-              "| map | ours, mean over its runs | max | peak memory (worker process) | paper (GPU) |", "|---|---|---|---|---|"]
+              "| map | ours, mean over its runs | max | peak memory (worker process) | ours on a GPU (below) | paper (GPU) |",
+              "|---|---|---|---|---|---|"]
     for m in MAPS:
         times = [s["wall_time_s"] for (mm, d, v), runs in groups.items() if mm == m for s in runs
                  if f"{mm}/{d}/{v}/seed{s['args']['seed']}" not in excluded]
         memory = [s["peak_rss_mb"] for (mm, _, _), runs in groups.items() if mm == m for s in runs if "peak_rss_mb" in s]
         memory_text = f"{max(memory) / 1024:.1f} GB" if memory else "–"
+        gpu_times = [s["wall_time_s"] for (mm, _, _), runs in (gpu_groups or {}).items() if mm == m for s in runs]
+        gpu_text = f"{np.mean(gpu_times) / 60:.1f} min" if gpu_times else "–"
         if times:
-            lines.append(f"| {m} | {np.mean(times) / 60:.1f} min | {np.max(times) / 60:.1f} min | {memory_text} | {PAPER_HOURS[m]} h |")
+            lines.append(f"| {m} | {np.mean(times) / 60:.1f} min | {np.max(times) / 60:.1f} min | {memory_text} | {gpu_text} | "
+                         f"{PAPER_HOURS[m]} h |")
         else:
-            lines.append(f"| {m} | – | – | {memory_text} | {PAPER_HOURS[m]} h |")
+            lines.append(f"| {m} | – | – | {memory_text} | {gpu_text} | {PAPER_HOURS[m]} h |")
+    if gpu_groups:
+        lines += gpu_report(options, groups, gpu_groups)
 
     lines += ["", "## Per seed", "", "InSPO / BC final win rates, and the best 32-battle evaluation during training.", ""]
     for key in sorted(groups):
@@ -268,13 +313,9 @@ def main(options: Options) -> None:
         sweep.run_grid(runs, options.results_dir, options.workers, options.ray_address, options.cuda)
         sweep_seconds = time.time() - start
     # the tables use every summary there, including seeds or cells outside this invocation's grid
-    summaries = {}
-    for dirpath, _, filenames in os.walk(options.results_dir):
-        if "summary.json" in filenames:
-            name = os.path.relpath(dirpath, options.results_dir)
-            summaries[name] = sweep.read_summary(options.results_dir, sweep.Run(name, "inspo_smac"))
-    groups = collect(summaries)
-    lines = report(options, groups, len(runs), sweep_seconds)
+    groups = collect(read_summaries(options.results_dir))
+    gpu_groups = collect(read_summaries(options.gpu_results_dir)) if options.gpu_results_dir != options.results_dir else {}
+    lines = report(options, groups, len(runs), sweep_seconds, gpu_groups)
     os.makedirs(options.out_dir, exist_ok=True)
     md = os.path.join(options.out_dir, "smac.md")
     with open(md + ".tmp", "w") as f:
