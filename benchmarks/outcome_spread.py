@@ -43,10 +43,22 @@ def bridge(seed: int, tmp: str) -> dict:
     return {"stochastic return": summary["final_return_stochastic"], "greedy return": summary["final_return_greedy"]}
 
 
-def matrix_entropy(seed: int, tmp: str) -> dict:
-    kwargs = dict(game="mne", dataset="imbalanced", exact=False, num_updates=600, seed=seed)
+def matrix_entropy(seed: int, tmp: str, budget: int | None = None) -> dict:
+    kwargs = dict(game="mne", dataset="imbalanced", exact=False, num_updates=budget or test_matrix.ENTROPY_BUDGET[False], seed=seed)
     return {"with entropy": test_matrix.run(tmp, **kwargs)["final_return_greedy"],
             "without entropy": test_matrix.run(tmp, **kwargs, beta_0=0.0)["final_return_greedy"]}
+
+
+def matrix_entropy_half_budget(seed: int, tmp: str) -> dict:
+    """The same at half the test's budget: how much margin the budget leaves."""
+    return matrix_entropy(seed, tmp, test_matrix.ENTROPY_BUDGET[False] // 2)
+
+
+def matrix_qre(seed: int, tmp: str) -> dict:
+    summary = test_matrix.run(tmp, **test_matrix.QRE_RUN, exact=False, num_updates=500, seed=seed)
+    alpha, beta = test_matrix.QRE_RUN["alpha"], test_matrix.QRE_RUN["beta_0"]
+    return {"QRE residual": test_matrix.qre_residual(summary, alpha, beta),
+            "residual against 4β": test_matrix.qre_residual(summary, alpha, 4 * beta)}
 
 
 def qmix(seed: int, tmp: str) -> dict:
@@ -82,6 +94,10 @@ CASES = [
      {"stochastic return": "> -1.40", "greedy return": "> -1.35"}, "BC stochastic: -1.95 (bridge.md); uniform random play: -7.10; the optimum: -1.2355"),
     ("tests/test_matrix.py::test_entropy_escapes_the_mne_local_optimum[False]", matrix_entropy,
      {"with entropy": "== 20", "without entropy": "== 5"}, "exact outcomes (the optimum (C,C) and the local (A,A))"),
+    ("(the same at half its budget)", matrix_entropy_half_budget,
+     {"with entropy": "(none: not a test)", "without entropy": "(none: not a test)"}, "exact outcomes (the optimum (C,C) and the local (A,A))"),
+    ("tests/test_matrix.py::test_fixed_alpha_beta_converge_to_the_closed_form_qre[False-0.02]", matrix_qre,
+     {"QRE residual": "< 0.02", "residual against 4β": "> 0.1"}, "a wrong β or an unregularised fixed point: 0.26 or more"),
     ("tests/test_smac_data.py::test_qmix_learns_on_2s3z", qmix,
      {"test return gain": "> 1.0"}, "no learning: 0 (the untrained greedy team and random play both return about 3)"),
     ("tests/test_smac_inspo.py::test_in_sample_actions_never_taken_keep_no_mass", smac_in_sample,
@@ -105,7 +121,7 @@ def main() -> None:
                 for key, value in measure(seed, tmp).items():
                     values.setdefault(key, []).append(float(value))
         for key, xs in values.items():
-            lines.append(f"| `{test}` | {key} | {', '.join(f'{x:.4g}' for x in xs)} | {np.mean(xs):.4g} ± {np.std(xs):.2g} "
+            lines.append(f"| {test if test.startswith('(') else f'`{test}`'} | {key} | {', '.join(f'{x:.4g}' for x in xs)} | {np.mean(xs):.4g} ± {np.std(xs):.2g} "
                          f"| {thresholds[key]} | {broken} |")
         print(f"{test}: {values} ({time.time() - start:.0f} s)", flush=True)
     out = ROOT / "benchmarks" / "results" / "outcome_spread.md"

@@ -1,9 +1,12 @@
 """Shared fixtures: where AlberDICE's released files are, and a writer of small buffers in their format."""
 
+import functools
+import importlib
 import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -51,6 +54,36 @@ def run_script(script: str, *args: str, timeout: int = 300) -> subprocess.Comple
     """Run one of the top-level scripts as a user would."""
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
+
+
+def run_cli(script: str, argv: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """`python <script> argv...` in this process, for a script that ends with an error: (exit code,
+    stderr). The script's `if __name__ == "__main__":` block runs in the imported module, whose functions
+    are then the ones the other tests call (a mutation tool switches a mutant on by module name, which
+    `__main__` would not match), and the interpreter's start and imports are paid once per test worker."""
+    module = importlib.import_module(script.removesuffix(".py").replace("/", "."))
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        exec(main_block(script), module.__dict__)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@functools.cache
+def main_block(script: str):
+    """The body of the script's `if __name__ == "__main__":` block, compiled."""
+    with open(os.path.join(ROOT, script)) as f:
+        body = f.read().split('\nif __name__ == "__main__":\n', 1)[1]
+    return compile(textwrap.dedent(body), os.path.join(ROOT, script), "exec")
+
+
+def assert_cli_error(script: str, argv: list[str], capsys, monkeypatch, *fragments: str) -> None:
+    """In this process: exit code 2, no traceback, and one `error:` line naming every fragment."""
+    code, err = run_cli(script, [str(a) for a in argv], capsys, monkeypatch)
+    assert code == 2 and "Traceback" not in err, (code, err[-2000:])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert all(f in lines[0] for f in fragments), (fragments, lines[0])
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -4,18 +4,14 @@ damaged datasets) and for the envs API. A script's row runs its command line in 
 one `error:` line naming the bad value, no traceback, and every file that existed before unchanged.
 """
 
-import functools
-import importlib
 import os
 import shutil
-import sys
-import textwrap
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_buffer
+from conftest import run_cli, write_buffer
 from envs import InputError
 
 SEED_TOO_BIG = str(2**32)
@@ -113,26 +109,6 @@ def files(tmp_path_factory):
     with open(f["smac_not_h5"], "w") as out:
         out.write("this is not an h5 file")
     return f
-
-
-def run_cli(script: str, argv: list[str], capsys, monkeypatch) -> tuple[int, str]:
-    """`python <script> argv...` in this process: (exit code, stderr). The script's `if __name__ ==
-    "__main__":` block runs in the imported module, whose functions are then the ones the other tests
-    call (a mutation tool switches a mutant on by module name, which `__main__` would not match)."""
-    module = importlib.import_module(script.removesuffix(".py"))
-    monkeypatch.setattr(sys, "argv", [script, *argv])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        exec(main_block(script), module.__dict__)
-    return exit_info.value.code, capsys.readouterr().err
-
-
-@functools.cache
-def main_block(script: str):
-    """The body of the script's `if __name__ == "__main__":` block, compiled."""
-    with open(os.path.join(ROOT, script)) as f:
-        body = f.read().split('\nif __name__ == "__main__":\n', 1)[1]
-    return compile(textwrap.dedent(body), os.path.join(ROOT, script), "exec")
 
 
 def snapshot(root: str) -> dict:

@@ -1,5 +1,6 @@
-"""`--cuda`: every script and the dataset maker on a GPU (skipped where there is none), and a
-checkpoint resumed only on the device it was written on (runs everywhere)."""
+"""`--cuda`: every script and the behaviour agent on a GPU (skipped where there is none; run by
+benchmarks/gpu.sh, results in benchmarks/results/gpu.md). That a checkpoint resumes only on its own
+device is tested on the CPU in test_smac_inspo.py."""
 
 import glob
 import os
@@ -14,7 +15,7 @@ from conftest import run_script
 from envs import InputError
 from envs.smac_data import POLICY_DIR, load_agent, load_h5, load_or_make
 from test_bridge import bridge_args
-from test_matrix import qre_residual, run as run_matrix
+from test_matrix import QRE_RUN, qre_residual, run as run_matrix
 from test_smac_data import QMIX
 from test_smac_inspo import tiny_args, write_scripted_file
 
@@ -30,30 +31,14 @@ def run_dir(path) -> str:
     return os.path.join(str(path), os.listdir(path)[0])
 
 
-def test_a_checkpoint_resumes_only_on_its_own_device(tmp_path, scripted_file):
-    """The sampling generators live on the run's device; a CPU generator cannot take a CUDA one's
-    state, so resuming elsewhere is refused by name instead of failing deep inside torch."""
-    inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=3))
-    path = os.path.join(run_dir(tmp_path), "checkpoint.pt")
-    state = torch.load(path, weights_only=False)
-    assert state["device"] == "cpu"
-    state["device"] = "cuda"
-    torch.save(state, path)
-    before = os.path.getmtime(path)
-    with pytest.raises(InputError, match="was written on cuda, this run is on cpu.*--cuda"):
-        inspo_smac.main(tiny_args(tmp_path, scripted_file, resume=path))
-    assert os.path.getmtime(path) == before
-
-
 @gpu
 def test_matrix_practical_reaches_the_closed_form_qre_on_the_gpu(tmp_path):
     """The CPU test's fixed point, seeds 0-4: on the CPU the residual is 0.003-0.017 (median 0.006) and
     0.26-0.27 against a wrong β; the GPU draws other random streams, so its spread is measured here."""
     residuals = []
     for seed in range(5):
-        summary = run_matrix(tmp_path / str(seed), game="mne", dataset="balanced", exact=False, alpha=5.0, beta_0=5.0,
-                             beta_decay=1.0, num_updates=500, cuda=True, seed=seed)
-        residuals.append(qre_residual(summary, 5.0, 5.0))
+        summary = run_matrix(tmp_path / str(seed), **QRE_RUN, exact=False, num_updates=500, cuda=True, seed=seed)
+        residuals.append(qre_residual(summary, QRE_RUN["alpha"], QRE_RUN["beta_0"]))
     print("GPU QRE residuals, seeds 0-4:", residuals)
     assert np.median(residuals) < 0.02 and max(residuals) < 0.05, residuals
 @gpu

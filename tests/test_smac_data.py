@@ -11,12 +11,14 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import tyro
 
 from envs import InputError
 from envs.smac import MAPS, SMACBatch
 from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, map_sizes,
                             rollout, summarise)
-from conftest import ROOT, assert_one_line_error, run_script
+from conftest import ROOT, assert_cli_error, assert_one_line_error
+from tools import qmix_smac
 
 N = 8  # episodes per tiny dataset
 
@@ -154,13 +156,18 @@ QMIX = ["--map", "2s3z", "--n-envs", "16", "--updates-per-rollout", "2", "--batc
         "--no-progress", "--test-episodes", "32"]
 
 
+def qmix(*argv: str) -> dict:
+    """tools/qmix_smac.py with these flags, in this process (the imports and torch's first-optimiser
+    set-up, about 5 s a process, are paid once per test worker); its `__main__` block is tested below."""
+    return qmix_smac.main(tyro.cli(qmix_smac.Args, args=list(argv)))
+
+
 @pytest.mark.slow
 def test_qmix_learns_on_2s3z(tmp_path):
-    result = run_script("tools/qmix_smac.py", *QMIX, "--total-env-steps", "15000", "--snapshot-interval", "15000",
-                        "--checkpoint-interval", "100000", "--runs-dir", str(tmp_path))
-    assert result.returncode == 0, result.stderr[-2000:]
+    history = qmix(*QMIX, "--total-env-steps", "15000", "--snapshot-interval", "15000", "--checkpoint-interval", "100000",
+                   "--runs-dir", str(tmp_path))["history"]
     with open(os.path.join(tmp_path, "2s3z_seed0", "summary.json")) as f:
-        history = json.load(f)["history"]
+        assert json.load(f)["history"] == history
     assert history[0]["t_env"] == 0 and history[-1]["t_env"] >= 15000
     # the untrained greedy team and uniform random play both return about 3; 15,000 steps of QMIX raise the
     # greedy team's return by 1.2 to 10.9 over seeds 0-4 (benchmarks/results/outcome_spread.md)
@@ -168,15 +175,16 @@ def test_qmix_learns_on_2s3z(tmp_path):
 
 
 @pytest.mark.slow
-def test_qmix_resumes_exactly(tmp_path):
+def test_qmix_resumes_exactly(tmp_path, capsys):
     small = [*QMIX, "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
              "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    assert run_script("tools/qmix_smac.py", *small, "--total-env-steps", "4500", "--runs-dir", straight).returncode == 0
+    qmix(*small, "--total-env-steps", "4500", "--runs-dir", straight)
     # a run stopped after its second checkpoint, with snapshots past it, then resumed: the lost steps are replayed
-    assert run_script("tools/qmix_smac.py", *small, "--total-env-steps", "3000", "--runs-dir", killed).returncode == 0
-    resumed = run_script("tools/qmix_smac.py", *small, "--total-env-steps", "4500", "--runs-dir", killed, "--resume")
-    assert resumed.returncode == 0 and "resumed" in resumed.stdout, resumed.stderr[-2000:]
+    qmix(*small, "--total-env-steps", "3000", "--runs-dir", killed)
+    capsys.readouterr()
+    qmix(*small, "--total-env-steps", "4500", "--runs-dir", killed, "--resume")
+    assert "resumed" in capsys.readouterr().out
     a = sorted(glob.glob(os.path.join(straight, "2s3z_seed0", "snapshots", "*.pt")))
     b = sorted(glob.glob(os.path.join(killed, "2s3z_seed0", "snapshots", "*.pt")))
     assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b] and len(a) >= 4
@@ -242,15 +250,19 @@ def test_bad_names_checkpoints_and_directories(tmp_path):
         load_or_make("2s3z", "medium", 0, str(blocker), episodes=2)
 
 
-def test_cli_bad_inputs(tmp_path):
-    assert_one_line_error(run_script("tools/qmix_smac.py", "--map", "4m", "--runs-dir", str(tmp_path)), "4m", "2s3z")
-    assert_one_line_error(run_script("tools/qmix_smac.py", "--td-lambda", "2", "--runs-dir", str(tmp_path)), "--td-lambda", "2")
+def test_cli_bad_inputs(tmp_path, capsys, monkeypatch):
+    assert_cli_error("tools/qmix_smac.py", ["--map", "4m", "--runs-dir", tmp_path], capsys, monkeypatch, "4m", "2s3z")
+    assert_cli_error("tools/qmix_smac.py", ["--td-lambda", "2", "--runs-dir", tmp_path], capsys, monkeypatch, "--td-lambda", "2")
+    assert_cli_error("envs/smac_data.py", ["--map", "2s3z", "--dataset", "good", "--cache-dir", tmp_path], capsys, monkeypatch,
+                     "good", "medium_replay")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_cli_error("tools/qmix_smac.py", ["--runs-dir", blocker], capsys, monkeypatch, "cannot be written")
+    assert blocker.read_text() == ""
+    # and once as a user types it, in a fresh interpreter
     made = subprocess.run([sys.executable, "-m", "envs.smac_data", "--map", "2s3z", "--dataset", "good", "--cache-dir",
                            str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert_one_line_error(made, "good", "medium_replay")
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    assert_one_line_error(run_script("tools/qmix_smac.py", "--runs-dir", str(blocker)), "cannot be written")
 
 
 def test_code_version_is_this_checkouts_commit_from_any_directory(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
-from conftest import assert_one_line_error, install_spies, run_script, steps, tensorboard_scalars
+from conftest import install_spies, run_script, steps, tensorboard_scalars
 from envs import InputError
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, load_h5, map_sizes, rollout
@@ -170,36 +170,35 @@ def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
 
 
 @pytest.mark.slow
-def test_same_seed_same_numbers_and_resume_continues_exactly(tmp_path, scripted_file):
-    straight = inspo_smac.main(tiny_args(tmp_path / "a", scripted_file))
-    again = inspo_smac.main(tiny_args(tmp_path / "b", scripted_file))
-    assert [h[:3] for h in straight["history"]] == [h[:3] for h in again["history"]]  # (iteration, win rate, return)
-    assert straight["final_return"] == again["final_return"]
-    # stopped at iteration 3 (its checkpoint), resumed to 6
-    first = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, num_updates=3))
+def test_same_seed_same_numbers_resume_continues_exactly_only_from_its_own_configuration(tmp_path, scripted_file):
+    """A run of 6 iterations against the same seed stopped at iteration 3 (its checkpoint) and resumed
+    to 6 in a new call: the same numbers (so also the same seed gives the same numbers: any draw not
+    taken from the seeded, checkpointed generators would part the two)."""
+    quick = dict(bc_updates=10)  # BC's recurrent unroll is most of a tiny run
+    straight = inspo_smac.main(tiny_args(tmp_path / "a", scripted_file, **quick))
+    first = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, num_updates=3, **quick))
     run_dir = os.path.join(tmp_path / "c", os.listdir(tmp_path / "c")[0])
-    resumed = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, resume=os.path.join(run_dir, "checkpoint.pt")))
+    checkpoint = os.path.join(run_dir, "checkpoint.pt")
+    assert torch.load(checkpoint, weights_only=False)["history"] == first["history"]
+    summary = open(os.path.join(run_dir, "summary.json")).read()
+    with pytest.raises(InputError, match="--hidden-dim"):  # a checkpoint of another configuration
+        inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, hidden_dim=64, resume=checkpoint, **quick))
+    with pytest.raises(InputError, match="adds nothing"):  # nothing to add: the finished run stays as it was
+        inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, num_updates=3, resume=checkpoint, **quick))
+    assert open(os.path.join(run_dir, "summary.json")).read() == summary
+    resumed = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, resume=checkpoint, **quick))
     assert first["num_updates"] == 3
-    assert [h[:3] for h in resumed["history"]] == [h[:3] for h in straight["history"]]
+    assert [h[:3] for h in resumed["history"]] == [h[:3] for h in straight["history"]]  # (iteration, win rate, return)
     assert resumed["final_return"] == straight["final_return"]
     a = torch.load(os.path.join(tmp_path / "a", os.listdir(tmp_path / "a")[0], "checkpoint.pt"), weights_only=False)
-    b = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)
+    b = torch.load(checkpoint, weights_only=False)
     for pa, pb in zip(a["policies"], b["policies"]):
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
-
-
-@pytest.mark.slow
-def test_cli_bad_files_and_checkpoints(tmp_path, scripted_file):
-    assert_one_line_error(run_script("inspo_smac.py", "--map", "3s_vs_5z", "--dataset-file", scripted_file, "--runs-dir",
-                                     str(tmp_path)), "3s_vs_5z", "needs")
-    assert_one_line_error(run_script("inspo_smac.py", "--map", "2s3z", "--dataset-file", str(tmp_path / "none.h5"),
-                                     "--runs-dir", str(tmp_path)), "none.h5", "no such file")
-    inspo_smac.main(tiny_args(tmp_path / "run", scripted_file, num_updates=3))
-    checkpoint = os.path.join(tmp_path / "run", os.listdir(tmp_path / "run")[0], "checkpoint.pt")
-    summary_path = os.path.join(os.path.dirname(checkpoint), "summary.json")
-    before = open(summary_path).read()
-    with pytest.raises(InputError, match="--hidden-dim"):  # a checkpoint of another configuration
-        inspo_smac.main(tiny_args(tmp_path / "run", scripted_file, num_updates=6, hidden_dim=64, resume=checkpoint))
-    with pytest.raises(InputError, match="adds nothing"):  # nothing to add: the finished run stays as it was
-        inspo_smac.main(tiny_args(tmp_path / "run", scripted_file, num_updates=3, resume=checkpoint))
-    assert open(summary_path).read() == before
+    # the sampling generators live on the run's device, and a CPU generator cannot take a CUDA one's
+    # state: a checkpoint written on a GPU is refused by name instead of failing inside torch
+    b["device"], b["iteration"] = "cuda", 3
+    torch.save(b, checkpoint)
+    before = os.path.getmtime(checkpoint)
+    with pytest.raises(InputError, match="was written on cuda, this run is on cpu.*--cuda"):
+        inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, resume=checkpoint, **quick))
+    assert os.path.getmtime(checkpoint) == before

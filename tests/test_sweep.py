@@ -10,7 +10,7 @@ import time
 import pytest
 
 from benchmarks import sweep
-from conftest import ROOT, assert_one_line_error
+from conftest import ROOT, assert_cli_error, assert_one_line_error
 from envs import InputError
 
 pytestmark = pytest.mark.slow  # spawned workers: seconds per test, and invisible to mutmut's call tracing
@@ -105,17 +105,20 @@ def test_a_bad_grid_is_rejected_before_anything_runs(tmp_path, runs, fragment):
     assert not (tmp_path / "work").exists() or not os.listdir(tmp_path / "work")
 
 
-def test_cli_bad_input(tmp_path):
+def test_cli_bad_input(tmp_path, capsys, monkeypatch):
     a_file = tmp_path / "a_file"
     a_file.write_text("keep me")
     base = ["--script", "inspo_matrix", "--set", "game=xor", "--seeds", "0", "--work-dir", str(tmp_path / "work")]
-    assert_one_line_error(sweep_cli(*base, "--results-dir", str(tmp_path / "r"), "--workers", "0"), "--workers 0")
-    assert_one_line_error(sweep_cli(*base, "--results-dir", str(a_file)), "--results-dir", "a_file")
+
+    def error(argv, *fragments):
+        assert_cli_error("benchmarks/sweep.py", argv, capsys, monkeypatch, *fragments)
+
+    error([*base, "--results-dir", str(tmp_path / "r"), "--workers", "0"], "--workers 0")
+    error([*base, "--results-dir", str(a_file)], "--results-dir", "a_file")
     assert a_file.read_text() == "keep me"
-    assert_one_line_error(sweep_cli(*base, "--results-dir", str(tmp_path / "r"), "--ray-address", "127.0.0.1:1"),
-                          "--ray-address", "127.0.0.1:1")
-    assert_one_line_error(sweep_cli("--script", "inspo_matrix", "--set", "gmae=xor", "--seeds", "0", "--results-dir",
-                                    str(tmp_path / "r")), "gmae")
+    error([*base, "--results-dir", str(tmp_path / "r"), "--ray-address", "127.0.0.1:1"], "--ray-address", "127.0.0.1:1")
+    error(["--script", "inspo_matrix", "--set", "gmae=xor", "--seeds", "0", "--results-dir", str(tmp_path / "r")], "gmae")
+    # and once as a user types it, in a fresh interpreter
     assert_one_line_error(sweep_cli("--script", "inspo_matrix", "--set", "game", "--results-dir", str(tmp_path / "r")),
                           "--set 'game'")
 
