@@ -17,14 +17,9 @@ from envs.smac_data import POLICY_DIR, load_agent, load_h5, load_or_make
 from test_bridge import bridge_args
 from test_matrix import QRE_RUN, qre_residual, run as run_matrix
 from test_smac_data import QMIX
-from test_smac_inspo import tiny_args, write_scripted_file
+from test_smac_inspo import scripted_file, tiny_args  # noqa: F401  (a fixture)
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@pytest.fixture(scope="module")
-def scripted_file(tmp_path_factory):
-    return write_scripted_file(str(tmp_path_factory.mktemp("data") / "2s3z_scripted.h5"))
 
 
 def run_dir(path) -> str:
@@ -41,6 +36,8 @@ def test_matrix_practical_reaches_the_closed_form_qre_on_the_gpu(tmp_path):
         residuals.append(qre_residual(summary, QRE_RUN["alpha"], QRE_RUN["beta_0"]))
     print("GPU QRE residuals, seeds 0-4:", residuals)
     assert np.median(residuals) < 0.02 and max(residuals) < 0.05, residuals
+
+
 @gpu
 def test_bridge_learns_and_resumes_exactly_on_the_gpu(tmp_path):
     cache = str(tmp_path / "cache")
