@@ -1,6 +1,7 @@
 """Bridge: the rules of ../shared/docs/BRIDGE.md, the datasets, the script and its CLI."""
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -147,6 +148,14 @@ def test_corrupt_cache_is_rebuilt(cache, capsys):
 
 
 # --- the script ------------------------------------------------------------------------
+def test_a_dataset_is_built_inside_the_cache_directory(tmp_path, monkeypatch):
+    """The temporary directory sits in the cache directory, so the final rename stays on one
+    filesystem (atomic): with the system's temporary directory gone, generation still works."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no_such_dir"))
+    load_or_make("optimal", 0, str(tmp_path / "cache"))
+    assert os.listdir(tmp_path / "cache") == ["bridge_optimal_seed0"]
+
+
 def bridge_args(tmp_path, cache, **kwargs):
     base = dict(dataset="optimal", cache_dir=cache, runs_dir=str(tmp_path), progress=False, num_updates=300,
                 bc_updates=300, eval_interval=100, eval_episodes=32, final_eval_episodes=64)
@@ -161,6 +170,9 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache):
                                             eval_episodes=4, final_eval_episodes=8, checkpoint_interval=3,
                                             autotune_alpha=True, alpha_lr=0.1))
     assert [h[0] for h in summary["history"]] == [3, 6] and summary["num_updates"] == 6
+    assert set(summary) == {"dataset", "source", "card", "eval_greedy", "final_return", "final_return_greedy",
+                            "final_return_stochastic", "best_return", "bc_return", "bc_return_greedy", "bc_return_stochastic",
+                            "optimum", "history", "wall_time_s", "num_updates", "args"}  # none renamed or lost
     assert summary["best_return"] == max(h[1] for h in summary["history"])
     state = torch.load(os.path.join(tmp_path, os.listdir(tmp_path)[0], "checkpoint.pt"), weights_only=False)
     assert state["alpha"] != 0.1  # α = exp(log α) after 6 Adam steps of lr 0.1

@@ -221,6 +221,13 @@ def test_summary_and_update_orders(tmp_path):
         summary = run(tmp_path, game="mne", dataset="balanced", num_updates=30, update_order=order)
         assert summary["num_updates"] == 30 and summary["args"]["update_order"] == order
         assert np.isclose(np.sum(summary["joint_policy"]), 1.0)
+        # BC's figures: the greedy ones of the exact game, and the reported one is the greedy one
+        assert summary["bc_return"] == summary["bc_return_greedy"]
+        assert set(summary) == {  # the summary file's fields (README), none renamed or lost
+            "game", "dataset", "source", "mode", "eval_greedy", "final_return", "final_return_greedy",
+            "final_return_stochastic", "expected_return", "bc_return", "bc_return_greedy", "bc_return_stochastic",
+            "bc_expected_return", "joint_policy", "policies", "behaviour", "alpha", "beta", "wall_time_s", "num_updates",
+            "args"}
 
 
 # --- the command line ------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import h5py
 import numpy as np
@@ -17,7 +18,8 @@ from envs import InputError
 from envs.smac import MAPS, SMACBatch
 from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, map_sizes,
                             rollout, summarise)
-from conftest import ROOT, assert_cli_error, assert_one_line_error
+from conftest import ROOT, assert_cli_error, assert_one_line_error, main_block
+from envs import smac_data
 from tools import qmix_smac
 
 N = 8  # episodes per tiny dataset
@@ -90,6 +92,12 @@ def test_mixed_is_the_same_indices_of_medium_and_expert(cache):
     assert from_medium == from_expert == sorted(from_medium)
 
 
+# A dataset card's fields (docs/smac_datasets.md): what made the file and what it holds.
+CARD_KEYS = {"map", "dataset", "seed", "episodes_requested", "checkpoints", "policy_dir", "simulator_seeds", "code_version",
+             "episodes", "transitions", "return_mean", "return_std", "return_min", "return_max", "win_rate",
+             "mean_episode_length", "generation_time_s", "how", "file_bytes", "sha256", "policy_sha256"}
+
+
 def test_card_numbers_match_the_arrays(cache):
     _, made = cache
     sizes = map_sizes("2s3z")
@@ -98,6 +106,29 @@ def test_card_numbers_match_the_arrays(cache):
         for key, value in stats.items():
             assert card[key] == pytest.approx(value, rel=1e-6), (name, key)
         assert card["episodes"] == N and card["checkpoints"] and card["code_version"]
+        assert (card["map"], card["dataset"], card["seed"]) == ("2s3z", name, 0)
+        assert set(card) == CARD_KEYS, name
+        with open(path.removesuffix(".h5") + ".json") as f:
+            assert json.load(f) == json.loads(json.dumps(card))  # the card beside the file is the one returned
+        assert path == os.path.join(cache[0], "smac", f"2s3z_{name}_seed0_n{N}.h5")  # the layout docs/smac_datasets.md gives
+
+
+def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
+    """`python -m envs.smac_data --episodes 4 ...`, run in this process: the card, then the file's path."""
+    monkeypatch.setattr(sys, "argv", ["envs/smac_data.py", "--map", "2s3z", "--dataset", "medium", "--episodes", "4",
+                                      "--cache-dir", str(tmp_path)])
+    exec(main_block("envs/smac_data.py"), smac_data.__dict__)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "dataset: " + os.path.join(tmp_path, "smac", "2s3z_medium_seed0_n4.h5")
+    assert lines[-2].startswith("dataset 2s3z medium: 4 episodes")
+
+
+def test_a_dataset_is_written_beside_its_cache_file(tmp_path, monkeypatch):
+    """The temporary file sits in the cache directory, so the final rename stays on one filesystem
+    (atomic): with the system's temporary directory gone, generation still works."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no_such_dir"))
+    path, _ = load_or_make("2s3z", "medium", 0, str(tmp_path / "cache"), episodes=2)
+    assert sorted(os.listdir(os.path.dirname(path))) == sorted([os.path.basename(path), "2s3z_medium_seed0_n2.json"])
 
 
 def test_card_win_rate_agrees_with_the_simulator():

@@ -143,9 +143,13 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     assert [v for _, v in scalars["eval/final_win_rate"]] == [pytest.approx(summary["final_win_rate"])]
     assert [h[0] for h in summary["history"]] == [2, 4, 5] and summary["num_updates"] == 5
     assert summary["best_win_rate"] == max(h[1] for h in summary["history"])
-    assert summary["args"]["update_order"] == "semi-greedy" and summary["map"] == "2s3z"
+    assert summary["args"]["update_order"] == "semi-greedy" and (summary["map"], summary["dataset"]) == ("2s3z", "medium")
+    assert set(summary) == {"map", "dataset", "card", "eval_greedy", "env_backend", "final_win_rate", "final_return",
+                            "best_win_rate", "bc_win_rate", "bc_return", "history", "wall_time_s", "num_updates",
+                            "args"}  # the issue's fields and the rest, none renamed or lost
     with open(os.path.join(run_dir, "summary.json")) as f:
-        assert json.load(f) == json.loads(json.dumps(summary))
+        text = f.read()
+    assert json.loads(text) == json.loads(json.dumps(summary)) and text.startswith('{\n  "')  # indented, for reading
 
 
 @pytest.mark.slow
