@@ -95,6 +95,24 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert all(f in lines[0] for f in fragments), (fragments, lines[0])
 
 
+@pytest.fixture
+def fake_wandb(monkeypatch) -> list[dict]:
+    """A stand-in `wandb` module for --track: the keyword arguments of every wandb.init call."""
+    import types
+    calls: list[dict] = []
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=lambda **kwargs: calls.append(kwargs)))
+    return calls
+
+
+def assert_tracked(calls: list[dict], run_dir: str, project: str, entity: str) -> None:
+    """One wandb run, named as the run directory, mirroring TensorBoard, with the run's arguments."""
+    assert len(calls) == 1, calls
+    call = calls[0]
+    assert (call["project"], call["entity"], call["name"], call["sync_tensorboard"]) == (
+        project, entity, os.path.basename(run_dir), True)
+    assert call["config"]["track"] is True and call["config"]["wandb_project_name"] == project
+
+
 def tensorboard_scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
     """Every TensorBoard scalar a run wrote: tag -> [(step, value), ...]."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -8,7 +8,8 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import inspo_matrix
-from conftest import alberdice_path, assert_one_line_error, run_script, steps, tensorboard_scalars, write_buffer
+from conftest import (alberdice_path, assert_one_line_error, assert_tracked, run_script, steps, tensorboard_scalars,
+                      write_buffer)
 from envs import InputError
 from envs.matrix import DATASETS, PAYOFFS, MatrixGameEnv, load_alberdice_xor, make_dataset
 
@@ -251,9 +252,11 @@ def test_cli_corrupt_dataset_dir(tmp_path):
 
 
 @pytest.mark.parametrize("exact", [True, False])
-def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact):
+def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact, fake_wandb):
     """The curves a user opens: every scalar at every --eval-interval and at the end, the KL a divergence."""
-    run(tmp_path, game="mne", dataset="imbalanced", exact=exact, num_updates=5, eval_interval=2)
+    run(tmp_path, game="mne", dataset="imbalanced", exact=exact, num_updates=5, eval_interval=2, track=True,
+        wandb_project_name="p", wandb_entity="e")
+    assert_tracked(fake_wandb, os.path.join(tmp_path, os.listdir(tmp_path)[0]), "p", "e")
     scalars = tensorboard_scalars(os.path.join(tmp_path, os.listdir(tmp_path)[0]))
     tags = ["eval/return", "eval/expected_return", "charts/alpha", "charts/beta", "charts/kl"]
     tags += [] if exact else ["losses/critic_loss", "losses/actor_loss"]
@@ -263,4 +266,4 @@ def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact):
     assert all(0 <= v <= np.log(10) + 1e-6 for _, v in scalars["charts/kl"])
     if not exact:  # the exact mode's µ is the data's empirical distribution: no BC loss
         assert steps(scalars["losses/bc_loss"]) == [0]
-    assert len(scalars["eval/final_return"]) == 1
+    assert steps(scalars["eval/final_return"]) == [5]

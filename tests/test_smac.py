@@ -157,6 +157,16 @@ def test_availability_edges_range_and_death():
     assert terminated[0] and not info["battle_won"][0]
 
 
+def test_no_move_off_the_map_on_an_open_map():
+    """3s_vs_5z is pathable everywhere: only the map's edge stops a move (a probe cell at 32 is outside)."""
+    b = battle("3s_vs_5z", keep_allies=(0,), keep_enemies=(0,))
+    place(b, 3, 16, 16)
+    place(b, 0, 31.5, 0.5)  # east probes x = 32, south y = -0.5 (truncated to 0, inside, as SMAC's int())
+    assert b.get_avail_actions()[0, 0, 2:6].tolist() == [1, 1, 0, 1]  # north, south, east, west
+    place(b, 0, 0.5, 31.5)  # north probes y = 32
+    assert b.get_avail_actions()[0, 0, 2:6].tolist() == [0, 1, 1, 1]
+
+
 def test_layout_and_the_2s3z_unit_type_quirk():
     b = SMACBatch("2s3z", 1, seed=0)
     obs, state, avail = b.reset()

@@ -113,6 +113,13 @@ def test_card_numbers_match_the_arrays(cache):
         assert path == os.path.join(cache[0], "smac", f"2s3z_{name}_seed0_n{N}.h5")  # the layout docs/smac_datasets.md gives
 
 
+def test_default_episode_counts_are_cfcqls_and_mixed_needs_an_even_count(tmp_path):
+    assert smac_data.cfcql_episodes("2s3z", "medium_replay") == 1976  # CFCQL's one short file (§11.1)
+    assert {smac_data.cfcql_episodes(m, d) for m in MAPS for d in DATASETS if (m, d) != ("2s3z", "medium_replay")} == {5000}
+    with pytest.raises(InputError, match="episodes=3 must be even"):  # half medium, half expert
+        load_or_make("2s3z", "mixed", 0, str(tmp_path), episodes=3)
+
+
 def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
     """`python -m envs.smac_data --episodes 4 ...`, run in this process: the card, then the file's path."""
     monkeypatch.setattr(sys, "argv", ["envs/smac_data.py", "--map", "2s3z", "--dataset", "medium", "--episodes", "4",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
-from conftest import install_spies, run_script, steps, tensorboard_scalars
+from conftest import assert_tracked, install_spies, run_script, steps, tensorboard_scalars
 from envs import InputError
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, load_h5, map_sizes, rollout
@@ -53,6 +53,14 @@ def test_end_to_end_cli_with_a_cfcql_file(tmp_path, scripted_file):
         assert key in summary
     assert summary["card"]["episodes"] == 24 and summary["card"]["win_rate"] == 1.0
     assert [h[0] for h in summary["history"]] == [2, 4]
+
+
+def test_without_a_dataset_file_the_dataset_is_generated_and_cached(tmp_path):
+    arrays, card = inspo_smac.load_dataset(inspo_smac.Args(map="2s3z", dataset="medium", dataset_episodes=4,
+                                                           cache_dir=str(tmp_path)))
+    assert card["source"] == os.path.join(tmp_path, "smac", "2s3z_medium_seed0_n4.h5") and card["episodes"] == 4
+    cached = load_h5(card["source"], "2s3z")
+    assert arrays.keys() == cached.keys() and all(np.array_equal(arrays[k], cached[k]) for k in arrays)
 
 
 def test_unroll_matches_step_by_step_acting(scripted_file):
@@ -113,7 +121,7 @@ def test_masking_in_the_policy_the_critic_target_and_cql(scripted_file):
     assert 0 <= win_rate <= 1
 
 
-def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_file, monkeypatch):
+def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_file, monkeypatch, fake_wandb):
     """The TensorBoard scalars the issue names at every --eval-interval, a checkpoint at every
     --checkpoint-interval and at the end, the summary's fields, and the advantages reaching the
     semi-greedy order (without them it would always start with agent 0)."""
@@ -131,16 +139,18 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     not_a_dir = tmp_path.parent / "not_a_dir"
     not_a_dir.write_text("")  # with --dataset-file the cache directory is never used, so it is not checked
     summary = inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=5, eval_interval=2, checkpoint_interval=2,
-                                        update_order="semi-greedy", cache_dir=str(not_a_dir)))
+                                        update_order="semi-greedy", cache_dir=str(not_a_dir), track=True,
+                                        wandb_entity="e"))
     assert saved == [2, 4, 5]
     assert len(orders) == 5 and all(a is not None and len(a) == 5 for a in orders)
     run_dir = os.path.join(tmp_path, os.listdir(tmp_path)[0])
+    assert_tracked(fake_wandb, run_dir, "inspo", "e")
     scalars = tensorboard_scalars(run_dir)
     for tag in ("eval/win_rate", "eval/return", "charts/alpha", "charts/beta", "charts/kl", "losses/critic_loss",
                 "losses/actor_loss"):
         assert steps(scalars[tag]) == [2, 4, 5], tag
     assert steps(scalars["losses/bc_loss"]) == [0]
-    assert [v for _, v in scalars["eval/final_win_rate"]] == [pytest.approx(summary["final_win_rate"])]
+    assert scalars["eval/final_win_rate"] == [(5, pytest.approx(summary["final_win_rate"]))]
     assert [h[0] for h in summary["history"]] == [2, 4, 5] and summary["num_updates"] == 5
     assert summary["best_win_rate"] == max(h[1] for h in summary["history"])
     assert summary["args"]["update_order"] == "semi-greedy" and (summary["map"], summary["dataset"]) == ("2s3z", "medium")
