@@ -1,4 +1,6 @@
-"""Shared fixtures: where AlberDICE's released files are, and a writer of small buffers in their format."""
+"""Shared helpers: where AlberDICE's released files are and a writer of buffers in their format; the
+scripts' command lines run as a user types them (run_script) or in this process (run_cli); a stand-in
+wandb; TensorBoard readers; spies on a script's functions."""
 
 import functools
 import importlib

@@ -14,12 +14,11 @@ import pytest
 import torch
 import tyro
 
-from envs import InputError
+from envs import InputError, smac_data
 from envs.smac import MAPS, SMACBatch
 from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, map_sizes,
                             rollout, summarise)
 from conftest import ROOT, assert_cli_error, assert_one_line_error, main_block
-from envs import smac_data
 from tools import qmix_smac
 
 N = 8  # episodes per tiny dataset
