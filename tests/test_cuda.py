@@ -2,7 +2,6 @@
 benchmarks/gpu.sh, results in benchmarks/results/gpu.md). That a checkpoint resumes only on its own
 device is tested on the CPU in test_smac_inspo.py."""
 
-import glob
 import os
 
 import numpy as np
@@ -11,12 +10,11 @@ import torch
 
 import inspo_bridge
 import inspo_smac
-from conftest import run_script
 from envs import InputError
 from envs.smac_data import POLICY_DIR, load_agent, load_h5, load_or_make
 from test_bridge import bridge_args
 from test_matrix import QRE_RUN, qre_residual, run as run_matrix
-from test_smac_data import QMIX
+from test_smac_data import qmix_snapshots_straight_and_resumed
 from test_smac_inspo import scripted_file, tiny_args  # noqa: F401  (a fixture)
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -66,20 +64,9 @@ def test_smac_runs_and_resumes_exactly_on_the_gpu(tmp_path, scripted_file):
 
 
 @gpu
-def test_qmix_trains_and_resumes_exactly_on_the_gpu(tmp_path):
-    small = [*QMIX, "--cuda", "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
-             "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]
-    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    assert run_script("tools/qmix_smac.py", *small, "--total-env-steps", "4500", "--runs-dir", straight).returncode == 0
-    assert run_script("tools/qmix_smac.py", *small, "--total-env-steps", "3000", "--runs-dir", killed).returncode == 0
-    resumed = run_script("tools/qmix_smac.py", *small, "--total-env-steps", "4500", "--runs-dir", killed, "--resume")
-    assert resumed.returncode == 0 and "resumed" in resumed.stdout, resumed.stderr[-2000:]
-    a = sorted(glob.glob(os.path.join(straight, "2s3z_seed0", "snapshots", "*.pt")))
-    b = sorted(glob.glob(os.path.join(killed, "2s3z_seed0", "snapshots", "*.pt")))
-    assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b] and len(a) >= 4
-    for x, y in zip(a, b):
-        sx, sy = torch.load(x, weights_only=True)["state_dict"], torch.load(y, weights_only=True)["state_dict"]
-        assert all(sx[k].device.type == "cpu" and torch.equal(sx[k], sy[k]) for k in sx), x  # snapshots load anywhere
+def test_qmix_trains_and_resumes_exactly_on_the_gpu(tmp_path, capsys):
+    for sx, sy in qmix_snapshots_straight_and_resumed(tmp_path, capsys, "--cuda"):
+        assert all(sx[k].device.type == "cpu" and torch.equal(sx[k], sy[k]) for k in sx)  # snapshots load anywhere
 
 
 @gpu

@@ -211,13 +211,13 @@ def test_qmix_learns_on_2s3z(tmp_path):
     assert history[-1]["test_return"] > history[0]["test_return"] + 1.0, history
 
 
-@pytest.mark.slow
-def test_qmix_resumes_exactly(tmp_path, capsys):
-    small = [*QMIX, "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
+def qmix_snapshots_straight_and_resumed(tmp_path, capsys, *flags: str) -> list[tuple[dict, dict]]:
+    """A run of 4500 env steps, and one stopped at 3000 (after its second checkpoint, with snapshots
+    past it) then resumed to 4500: the pairs of same-named snapshots' weights (the lost steps are replayed)."""
+    small = [*QMIX, *flags, "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
              "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     qmix(*small, "--total-env-steps", "4500", "--runs-dir", straight)
-    # a run stopped after its second checkpoint, with snapshots past it, then resumed: the lost steps are replayed
     qmix(*small, "--total-env-steps", "3000", "--runs-dir", killed)
     capsys.readouterr()
     qmix(*small, "--total-env-steps", "4500", "--runs-dir", killed, "--resume")
@@ -225,9 +225,14 @@ def test_qmix_resumes_exactly(tmp_path, capsys):
     a = sorted(glob.glob(os.path.join(straight, "2s3z_seed0", "snapshots", "*.pt")))
     b = sorted(glob.glob(os.path.join(killed, "2s3z_seed0", "snapshots", "*.pt")))
     assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b] and len(a) >= 4
-    for x, y in zip(a, b):
-        sx, sy = torch.load(x, weights_only=True)["state_dict"], torch.load(y, weights_only=True)["state_dict"]
-        assert all(torch.equal(sx[k], sy[k]) for k in sx), x
+    return [(torch.load(x, weights_only=True)["state_dict"], torch.load(y, weights_only=True)["state_dict"])
+            for x, y in zip(a, b)]
+
+
+@pytest.mark.slow
+def test_qmix_resumes_exactly(tmp_path, capsys):
+    for sx, sy in qmix_snapshots_straight_and_resumed(tmp_path, capsys):
+        assert all(torch.equal(sx[k], sy[k]) for k in sx)
 
 
 # ---------------------------------------------------------------------------------------
