@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -392,10 +391,8 @@ def load_checkpoint(path: str, args: Args) -> dict:
 def main(args: Args) -> dict:
     check_args(args)
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
-    # Seed everything before any model is built; sampling uses its own generators.
-    random.seed(args.seed)
+    # Every draw uses the run's own generators, seeded from --seed; the global RNGs are never reseeded.
     np_rng = np.random.default_rng(args.seed)
-    torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -423,11 +420,15 @@ def main(args: Args) -> dict:
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
     start = time.time()
 
-    behaviours = [Policy(obs_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
-    joint_behaviour = JointBehaviour(state_dim, n_agents, n_actions, args.hidden_dim).to(device)
-    policies = [Policy(obs_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
-    critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
-    target_critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+    # Initial weights come from torch's global RNG (nn.Module's initialisers): seeded from --seed inside a fork,
+    # so the caller's RNG state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        behaviours = [Policy(obs_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+        joint_behaviour = JointBehaviour(state_dim, n_agents, n_actions, args.hidden_dim).to(device)
+        policies = [Policy(obs_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+        critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+        target_critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
     policy_optimisers = [adam(p.parameters(), args.learning_rate) for p in policies]
     critic_optimisers = [adam(c.parameters(), args.learning_rate) for c in critics]
     log_alpha = torch.tensor(np.log(max(args.alpha, 1e-8)), dtype=torch.float32, device=device, requires_grad=True)
@@ -454,7 +455,6 @@ def main(args: Args) -> dict:
             log_alpha.copy_(checkpoint["log_alpha"])
         alpha, beta, history, best_return = checkpoint["alpha"], checkpoint["beta"], checkpoint["history"], checkpoint["best_return"]
         first = checkpoint["iteration"] + 1
-        torch.set_rng_state(checkpoint["torch_rng"])
         generator.set_state(checkpoint["generator"])
         eval_generator.set_state(checkpoint["eval_generator"])
         np_rng.bit_generator.state = checkpoint["np_rng"]
@@ -474,7 +474,7 @@ def main(args: Args) -> dict:
                 "critic_optimisers": [o.state_dict() for o in critic_optimisers],
                 "log_alpha": log_alpha.detach().clone(), "alpha_optimiser": alpha_optimiser.state_dict(),
                 "alpha": alpha, "beta": beta, "history": history, "best_return": best_return, "bc_return": bc_return,
-                "device": device.type, "torch_rng": torch.get_rng_state(), "generator": generator.get_state(),
+                "device": device.type, "generator": generator.get_state(),
                 "eval_generator": eval_generator.get_state(), "np_rng": np_rng.bit_generator.state}
 
     for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -405,10 +404,8 @@ def load_data(args: Args) -> dict[str, np.ndarray]:
 def main(args: Args) -> dict:
     check_args(args)
     source = args.dataset_dir or f"generated:{args.dataset}"
-    # Seed everything before any model is built; sampling uses its own generators.
-    random.seed(args.seed)
+    # Every draw uses the run's own generators, seeded from --seed; the global RNGs are never reseeded.
     np_rng = np.random.default_rng(args.seed)
-    torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -430,8 +427,15 @@ def main(args: Args) -> dict:
     else:
         data = {k: torch.as_tensor(v, device=device) for k, v in raw.items()}
         state_dim, obs_dim = data["state"].shape[1], data["obs"].shape[2]
-        behaviours = [Policy(obs_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
-        joint_behaviour = JointBehaviour(state_dim, n_agents, n_actions, args.hidden_dim).to(device)
+        # Initial weights come from torch's global RNG (nn.Module's initialisers): seeded from --seed inside a
+        # fork, so the caller's RNG state is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed)
+            behaviours = [Policy(obs_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+            joint_behaviour = JointBehaviour(state_dim, n_agents, n_actions, args.hidden_dim).to(device)
+            policies = [Policy(obs_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+            critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
+            target_critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
         bc_loss = behaviour_cloning(data, behaviours, joint_behaviour, args, generator)
         writer.add_scalar("losses/bc_loss", bc_loss, 0)
         behaviour_tables(data, behaviours, joint_behaviour)
@@ -445,11 +449,8 @@ def main(args: Args) -> dict:
         pis = [mu.copy() for mu in mus]  # π^0 = µ, as the practical mode's networks start
         q_exact = [np.zeros(n_actions) for _ in range(n_agents)]
     else:
-        policies = [Policy(obs_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
         for policy, behaviour in zip(policies, behaviours):  # π^0 = µ (Algorithm 1's initial policy)
             policy.load_state_dict(behaviour.state_dict())
-        critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
-        target_critics = [Critic(state_dim, n_actions, args.hidden_dim).to(device) for _ in range(n_agents)]
         for critic, target in zip(critics, target_critics):
             target.load_state_dict(critic.state_dict())
         policy_optimisers = [adam(p.parameters(), args.learning_rate) for p in policies]

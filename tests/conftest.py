@@ -1,11 +1,13 @@
 """Shared helpers: where AlberDICE's released files are and a writer of buffers in their format; the
 scripts' command lines run as a user types them (run_script) or in this process (run_cli); a stand-in
-wandb; TensorBoard readers; spies on a script's functions."""
+wandb; TensorBoard readers; spies on a script's functions; a check that a run leaves the global RNGs alone."""
 
+import contextlib
 import functools
 import importlib
 import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -95,6 +97,22 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     lines = [line for line in result.stderr.splitlines() if any(f in line for f in fragments)]
     assert lines, result.stderr
     assert all(f in lines[0] for f in fragments), (fragments, lines[0])
+
+
+@contextlib.contextmanager
+def global_rngs_untouched():
+    """The code inside draws only from its own generators: torch's, numpy's and Python's global RNGs are
+    exactly as they were afterwards (neither reseeded nor drawn from), so a caller's randomness and the
+    run's numbers cannot disturb each other."""
+    import torch
+
+    before = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    yield
+    assert torch.equal(torch.get_rng_state(), before[0]), "torch's global RNG was reseeded or drawn from"
+    state = np.random.get_state()
+    assert state[0] == before[1][0] and np.array_equal(state[1], before[1][1]) and state[2:] == before[1][2:], \
+        "numpy's global RNG was reseeded or drawn from"
+    assert random.getstate() == before[2], "Python's global RNG was reseeded or drawn from"
 
 
 @pytest.fixture

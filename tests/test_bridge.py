@@ -10,7 +10,8 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import inspo_bridge
-from conftest import alberdice_path, assert_one_line_error, assert_tracked, run_script, steps, tensorboard_scalars
+from conftest import (alberdice_path, assert_one_line_error, assert_tracked, global_rngs_untouched, run_script, steps,
+                      tensorboard_scalars)
 from envs import InputError
 from envs.alberdice import load_buffer
 from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, load_or_make, resolve_moves
@@ -165,11 +166,12 @@ def bridge_args(tmp_path, cache, **kwargs):
 def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb):
     """History and TensorBoard scalars at every --eval-interval; the greedy figures are the argmax
     policies' (Bridge is deterministic, so they can be recomputed from the checkpoint); auto-α moves α;
-    the best return is the best evaluation; --track starts one wandb run."""
-    summary = inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=6, bc_updates=6, eval_interval=3,
-                                            eval_episodes=4, final_eval_episodes=8, checkpoint_interval=3,
-                                            autotune_alpha=True, alpha_lr=0.1, track=True, wandb_project_name="p",
-                                            wandb_entity="e"))
+    the best return is the best evaluation; --track starts one wandb run; the global RNGs are left alone."""
+    with global_rngs_untouched():  # every draw from the run's own generators
+        summary = inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=6, bc_updates=6, eval_interval=3,
+                                                eval_episodes=4, final_eval_episodes=8, checkpoint_interval=3,
+                                                autotune_alpha=True, alpha_lr=0.1, track=True, wandb_project_name="p",
+                                                wandb_entity="e"))
     assert_tracked(fake_wandb, os.path.join(tmp_path, os.listdir(tmp_path)[0]), "p", "e")
     assert [h[0] for h in summary["history"]] == [3, 6] and summary["num_updates"] == 6
     assert set(summary) == {"dataset", "source", "card", "eval_greedy", "final_return", "final_return_greedy",

@@ -18,7 +18,7 @@ from envs import InputError, smac_data
 from envs.smac import MAPS, SMACBatch
 from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, map_sizes,
                             rollout, summarise)
-from conftest import ROOT, assert_cli_error, assert_one_line_error, main_block
+from conftest import ROOT, assert_cli_error, assert_one_line_error, global_rngs_untouched, main_block
 from tools import qmix_smac
 
 N = 8  # episodes per tiny dataset
@@ -201,8 +201,10 @@ def qmix(*argv: str) -> dict:
 
 @pytest.mark.slow
 def test_qmix_learns_on_2s3z(tmp_path):
-    history = qmix(*QMIX, "--total-env-steps", "15000", "--snapshot-interval", "15000", "--checkpoint-interval", "100000",
-                   "--runs-dir", str(tmp_path))["history"]
+    args = tyro.cli(qmix_smac.Args, args=[*QMIX, "--total-env-steps", "15000", "--snapshot-interval", "15000",
+                                          "--checkpoint-interval", "100000", "--runs-dir", str(tmp_path)])
+    with global_rngs_untouched():  # every draw from the trainer's own generator (tyro's parser draws from Python's)
+        history = qmix_smac.main(args)["history"]
     with open(os.path.join(tmp_path, "2s3z_seed0", "summary.json")) as f:
         assert json.load(f)["history"] == history
     assert history[0]["t_env"] == 0 and history[-1]["t_env"] >= 15000

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
-from conftest import assert_tracked, install_spies, run_script, steps, tensorboard_scalars
+from conftest import assert_tracked, global_rngs_untouched, install_spies, run_script, steps, tensorboard_scalars
 from envs import InputError
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, load_h5, map_sizes, rollout
@@ -138,9 +138,10 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     real = install_spies(monkeypatch, inspo_smac, save_checkpoint, update_order)
     not_a_dir = tmp_path.parent / "not_a_dir"
     not_a_dir.write_text("")  # with --dataset-file the cache directory is never used, so it is not checked
-    summary = inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=5, eval_interval=2, checkpoint_interval=2,
-                                        update_order="semi-greedy", cache_dir=str(not_a_dir), track=True,
-                                        wandb_entity="e"))
+    with global_rngs_untouched():  # every draw from the run's own generators
+        summary = inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=5, eval_interval=2, checkpoint_interval=2,
+                                            update_order="semi-greedy", cache_dir=str(not_a_dir), track=True,
+                                            wandb_entity="e"))
     assert saved == [2, 4, 5]
     assert len(orders) == 5 and all(a is not None and len(a) == 5 for a in orders)
     run_dir = os.path.join(tmp_path, os.listdir(tmp_path)[0])

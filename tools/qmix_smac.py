@@ -276,17 +276,18 @@ def main(args: Args) -> dict:
         os.makedirs(snapshot_dir, exist_ok=True)
     except OSError as error:
         raise InputError(f"--runs-dir {args.runs_dir!r} cannot be written ({error.strerror})") from None
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.seed)  # every draw; the global RNGs are never reseeded
     # training battles draw from seeds seed*1e6 + k; the test battles from a disjoint range
     battles = SMACBatch(args.map, args.n_envs, seed=args.seed * 1_000_000)
     test_battles = SMACBatch(args.map, args.test_episodes, seed=args.seed * 1_000_000 + 500_000)
     nA, n_actions, state_dim = battles.n_agents, battles.n_actions, battles.state_dim
 
-    agent = QMIXAgent(battles.obs_dim, nA, n_actions, args.rnn_hidden).to(device)
-    mixer = QMixer(nA, state_dim, args.mixing_embed, args.hypernet_embed).to(device)
-    target_agent = QMIXAgent(battles.obs_dim, nA, n_actions, args.rnn_hidden).to(device)
-    target_mixer = QMixer(nA, state_dim, args.mixing_embed, args.hypernet_embed).to(device)
+    with torch.random.fork_rng(devices=[]):  # initial weights from --seed, the caller's RNG left as it was
+        torch.manual_seed(args.seed)
+        agent = QMIXAgent(battles.obs_dim, nA, n_actions, args.rnn_hidden).to(device)
+        mixer = QMixer(nA, state_dim, args.mixing_embed, args.hypernet_embed).to(device)
+        target_agent = QMIXAgent(battles.obs_dim, nA, n_actions, args.rnn_hidden).to(device)
+        target_mixer = QMixer(nA, state_dim, args.mixing_embed, args.hypernet_embed).to(device)
     target_agent.load_state_dict(agent.state_dict())
     target_mixer.load_state_dict(mixer.state_dict())
     params = list(agent.parameters()) + list(mixer.parameters())
@@ -305,7 +306,6 @@ def main(args: Args) -> dict:
         next_snapshot, next_checkpoint, history, since_snapshot = (saved["next_snapshot"], saved["next_checkpoint"],
                                                                    saved["history"], saved["since_snapshot"])
         rng.bit_generator.state = saved["np_rng"]
-        torch.set_rng_state(saved["torch_rng"])
         battles.episode[:], test_battles.episode[:] = saved["battle_episodes"], saved["test_battle_episodes"]
         for path in glob.glob(os.path.join(snapshot_dir, "agent_*")):  # snapshots after the checkpoint are replayed
             if int(os.path.basename(path)[6:16]) > t_env:
@@ -384,7 +384,7 @@ def main(args: Args) -> dict:
                 "next_checkpoint": next_checkpoint + args.checkpoint_interval, "history": history,
                 "since_snapshot": since_snapshot, "agent": agent.state_dict(), "mixer": mixer.state_dict(),
                 "target_agent": target_agent.state_dict(), "target_mixer": target_mixer.state_dict(),
-                "optimiser": optimiser.state_dict(), "np_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "optimiser": optimiser.state_dict(), "np_rng": rng.bit_generator.state,
                 "battle_episodes": battles.episode.copy(), "test_battle_episodes": test_battles.episode.copy(),
                 "wall_time_s": time.time() - start, "timings_s": dict(timings)}, buffer)
             next_checkpoint += args.checkpoint_interval
