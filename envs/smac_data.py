@@ -392,6 +392,8 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
     random order). mixed: 2500 sorted random indices, the same indices of medium and of expert,
     [medium; expert] (CFCQL's tools/mixed.py), read from the cached medium and expert files.
     """
+    if name not in DATASETS:
+        raise InputError(f"unknown SMAC dataset {name!r}; accepted: {', '.join(DATASETS)}")
     sizes = map_sizes(map_name)
     manifest = policy_manifest(map_name, policy_dir)
     policy_path = os.path.join(policy_dir, map_name)
@@ -419,8 +421,7 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
                     size = len(part["filled"])
                     writer.write(part, order[done:done + size])
                     done += size
-        elif name == "mixed":
-            # the same sorted random indices of medium and of expert, [medium; expert] (CFCQL's tools/mixed.py)
+        else:  # mixed: the same sorted random indices of medium and of expert, [medium; expert] (CFCQL's tools/mixed.py)
             index = np.sort(np.random.default_rng(base_seed).choice(n, n // 2, replace=False))
             checkpoints = [manifest["medium"], manifest["expert"]]
             for part in ("medium", "expert"):
@@ -430,8 +431,6 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
                     pick = index[(index >= start) & (index < start + size)] - start
                     writer.write({k: v[pick][..., 0] if k in ("actions", "reward", "terminated", "filled") else v[pick]
                                   for k, v in block.items() if k != "probs"})
-        else:
-            raise InputError(f"unknown SMAC dataset {name!r}; accepted: {', '.join(DATASETS)}")
     finally:
         writer.close()
     return {"map": map_name, "dataset": name, "seed": seed, "episodes_requested": n, "checkpoints": checkpoints,

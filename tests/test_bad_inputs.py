@@ -58,6 +58,7 @@ def files(tmp_path_factory):
                             arrays["terminated"], arrays["filled"], n_actions=5)
 
     f["bridge_buffer_mix"] = bridge("buffer_mix")
+    f["bridge_three_agents"] = bridge("bridge_three_agents", obs=np.zeros((3, 9, 3, 8)))
     f["bridge_nan"] = bridge("bridge_nan", reward=np.where(np.arange(9) == 3, np.nan, -0.1) * np.ones((3, 9)))
     f["bridge_action"] = bridge("bridge_action", actions=np.full((3, 9, 2), 7))
     f["bridge_features"] = bridge("bridge_features", state=np.zeros((3, 9, 5)))
@@ -103,8 +104,29 @@ def files(tmp_path_factory):
         state[1, 2, 0] = np.nan
         h5["state"][...] = state
 
+    def gap(h5):  # a hole in episode 0's filled steps
+        filled = h5["filled"][...]
+        filled[0, 2] = 0
+        h5["filled"][...] = filled
+
+    def action_11(h5):
+        actions = h5["actions"][...]
+        actions[1, 0, 2] = 11
+        h5["actions"][...] = actions
+
+    def garbled_chunk(h5):  # the chunk's bytes overwritten once the file is closed (h5py checks nothing on open)
+        info = h5["state"].id.get_chunk_info(2)
+        f["smac_garbled_at"] = (info.byte_offset, info.size)
+
     f["smac_unavailable"] = damaged("2s3z_unavailable.h5", unavailable)
     f["smac_nan"] = damaged("2s3z_nan.h5", nan_state)
+    f["smac_gap"] = damaged("2s3z_gap.h5", gap)
+    f["smac_action_11"] = damaged("2s3z_action_11.h5", action_11)
+    f["smac_garbled"] = damaged("2s3z_garbled.h5", garbled_chunk)
+    offset, size = f.pop("smac_garbled_at")
+    with open(f["smac_garbled"], "r+b") as out:
+        out.seek(offset)
+        out.write(b"\xff" * size)
     f["smac_not_h5"] = str(root / "not.h5")
     with open(f["smac_not_h5"], "w") as out:
         out.write("this is not an h5 file")
@@ -180,6 +202,8 @@ ROWS = [
     ("inspo_bridge.py", "--dataset-dir {bridge_unavailable}", ["episode 0 slot 2", "agent 1", "unavailable"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_no_terminated}", ["has no terminated.npy"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_float_actions}", ["actions.npy", "dtype float32"]),
+    ("inspo_bridge.py", "--dataset-dir {bridge_three_agents}", ["obs.npy", "(3, 9, 3, 8)", "2 agents, 5 actions"]),
+    ("inspo_bridge.py", "--alpha 0 --beta-0 0", ["--alpha 0", "--beta-0 0", "α > 0 or β_0 > 0"]),
     # inspo_smac.py
     ("inspo_smac.py", "--map 4m", ["'4m'", "2s3z"]),
     ("inspo_smac.py", "--dataset good", ["'good'", "medium_replay"]),
@@ -205,6 +229,10 @@ ROWS = [
     ("inspo_smac.py", "--map 2s3z --dataset-file {smac_unavailable}", ["2s3z_unavailable.h5", "unavailable"]),
     ("inspo_smac.py", "--map 2s3z --dataset-file {smac_nan}", ["2s3z_nan.h5", "state"]),
     ("inspo_smac.py", "--map 2s3z --dataset-file {smac_not_h5}", ["not.h5"]),
+    ("inspo_smac.py", "--map 2s3z --dataset-file {smac_gap}", ["2s3z_gap.h5", "'filled' must be a prefix of ones"]),
+    ("inspo_smac.py", "--map 2s3z --dataset-file {smac_action_11}", ["2s3z_action_11.h5", "actions outside 0..10"]),
+    ("inspo_smac.py", "--map 2s3z --dataset-file {smac_garbled}", ["2s3z_garbled.h5", "truncated or corrupt"]),
+    ("inspo_smac.py", "--alpha 0 --beta-0 0", ["--alpha 0", "--beta-0 0", "α > 0 or β_0 > 0"]),
 ]
 
 
@@ -266,6 +294,11 @@ def _parallel(kind):
     return MatrixGameEnv("xor")
 
 
+def _envs(module: str):
+    import importlib
+    return importlib.import_module("envs" if module == "__init__" else f"envs.{module}")
+
+
 def _reset(kind):
     env = _parallel(kind)
     env.reset()
@@ -304,6 +337,22 @@ ENV_ROWS = [
     ("BridgeEnv action 7", lambda: _reset("bridge").step({"agent_0": 7, "agent_1": 0}), "0..4"),
     ("BridgeEnv float action", lambda: _reset("bridge").step({"agent_0": 1.5, "agent_1": 0}), "integers"),
     ("BridgeCore batch 0", lambda: __import__("envs.bridge").bridge.BridgeCore(0), "batch=0"),
+    ("BridgeEnv list of actions", lambda: _reset("bridge").step([0, 0]), "needs a dict of one action for each of"),
+    ("SMACBatch ragged actions", lambda: _reset_batch().step([[0, 1], [2]]), "could not be read as an array"),
+    ("StarCraft2Env actions not a sequence", lambda: _sc2_env().step(5), "actions 5 are not accepted; accepted: 5 integers"),
+    ("Bridge dataset unknown", lambda: _envs("bridge").load_or_make("expert", 0, "/nonexistent"), "'expert'; accepted: optimal, mixed"),
+    ("Bridge cache not a directory", lambda: _envs("bridge").load_or_make("optimal", 0, "/dev/null/cache"),
+     "--cache-dir '/dev/null/cache' cannot be written"),
+    ("matrix 0 plays", lambda: _envs("matrix").make_dataset("xor", "a", 0, num_plays=0), "num_plays must be positive, got 0"),
+    ("SMAC agent checkpoint missing", lambda: _envs("smac_data").load_agent("/nonexistent/a.pt", "2s3z"),
+     "agent checkpoint '/nonexistent/a.pt' does not exist"),
+    ("SMAC policies missing", lambda: _envs("smac_data").policy_manifest("2s3z", "/nonexistent"),
+     "no behaviour policies for 2s3z in '/nonexistent/2s3z'"),
+    ("SMAC dataset seed -1", lambda: _envs("smac_data").load_or_make("2s3z", "medium", -1), "dataset seed -1 is not accepted"),
+    ("SMAC dataset 0 episodes", lambda: _envs("smac_data").load_or_make("2s3z", "medium", 0, episodes=0),
+     "episodes=0 is not accepted; accepted: an integer >= 1"),
+    ("runs dir not a directory", lambda: _envs("__init__").new_run_dir("/dev/null/runs", "x"),
+     "--runs-dir '/dev/null/runs' cannot be written"),
 ]
 
 
@@ -321,3 +370,7 @@ def test_two_runs_of_the_same_name_get_directories_of_their_own(tmp_path):
     second = new_run_dir(str(tmp_path), "run__0__1796000000")
     assert first[0] == "run__0__1796000000" and second[0] == "run__0__1796000000-2"
     assert (tmp_path / first[0] / "summary.json").read_text() == "{}" and os.listdir(second[1]) == []
+    for k in range(3, 1000):
+        (tmp_path / f"run__0__1796000000-{k}").mkdir()
+    with pytest.raises(InputError, match="already holds 999 runs named 'run__0__1796000000'"):
+        new_run_dir(str(tmp_path), "run__0__1796000000")

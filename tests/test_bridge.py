@@ -146,6 +146,24 @@ def test_corrupt_cache_is_rebuilt(cache, capsys):
     rebuilt, card2 = load_or_make("optimal", 0, cache)
     assert "corrupt" in capsys.readouterr().out
     assert card2["sha256"] == card["sha256"] and np.array_equal(rebuilt["reward"], arrays["reward"])
+    np.save(os.path.join(cache, "bridge_optimal_seed0", "reward.npy"), arrays["reward"] + 1.0)  # readable, but not what was made
+    rebuilt, _ = load_or_make("optimal", 0, cache)
+    assert "checksum mismatch" in capsys.readouterr().out and np.array_equal(rebuilt["reward"], arrays["reward"])
+
+
+def test_a_failed_write_leaves_no_half_written_cache(tmp_path, monkeypatch):
+    real_save, saved = np.save, []
+
+    def save_then_fail(path, array):
+        if saved:
+            raise OSError(28, "No space left on device")
+        saved.append(path)
+        real_save(path, array)
+
+    monkeypatch.setattr(np, "save", save_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        load_or_make("optimal", 0, str(tmp_path))
+    assert len(saved) == 1 and os.listdir(tmp_path) == []
 
 
 # --- the script ------------------------------------------------------------------------
@@ -235,3 +253,10 @@ def test_cli_resume_from_a_different_configuration(tmp_path, cache):
     with pytest.raises(InputError, match="adds nothing"):  # a resume that would change nothing says so
         inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5, resume=checkpoint))
     assert open(summary).read() == written and os.path.getmtime(checkpoint) == before
+    state = torch.load(checkpoint, weights_only=False)  # written on a GPU: its generators' states fit only a GPU
+    state["device"] = "cuda"
+    torch.save(state, checkpoint)
+    before = os.path.getmtime(checkpoint)
+    with pytest.raises(InputError, match="was written on cuda, this run is on cpu; accepted: the checkpoint's device \\(--cuda\\)"):
+        inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=10, bc_updates=5, checkpoint_interval=5, resume=checkpoint))
+    assert os.path.getmtime(checkpoint) == before

@@ -1,6 +1,7 @@
 """The unit layer of the practical (network) loops of inspo_matrix.py and inspo_bridge.py: the
 order of the steps inside an iteration, which batch feeds which loss, π⁰ = µ (recorded by spies
-on one short iteration), and the critic's target at a terminal step (closed form)."""
+on one short iteration), the critic's target at a terminal step and the semi-greedy order's expected
+advantages (closed form); and the update orders of all three scripts."""
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 import inspo_bridge
 import inspo_matrix
+import inspo_smac
 from conftest import install_spies, write_buffer
 
 
@@ -104,3 +106,60 @@ def test_the_critic_target_at_a_terminal_step_is_the_reward(module):
     assert float(loss.detach()) == pytest.approx((1.0 ** 2 + 0.5 ** 2) / 2)  # (0 − r)², no bootstrap through done
     loss = module.critic_loss(data, torch.tensor([1]), 0, Constant(0.0), Constant(2.0), policy, 0.0, 0.0, args)
     assert float(loss.detach()) == pytest.approx((-2.0 + 0.5 * 2.0) ** 2)  # r + γ Σ π Q' when not done (α = β = 0)
+
+
+class FixedPolicy(torch.nn.Module):
+    """π^i(·|o) = the same given distribution in every state."""
+
+    def __init__(self, probs):
+        super().__init__()
+        self.log_probs = torch.log(torch.tensor(probs))
+
+    def forward(self, obs, avail):
+        return self.log_probs.expand(len(obs), -1)
+
+
+class LinearCritic(torch.nn.Module):
+    """Q(s, ·) = s W: values known exactly."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(weights))
+
+    def forward(self, state):
+        return state @ self.w
+
+
+@pytest.mark.parametrize("module", [inspo_matrix, inspo_bridge])
+def test_semi_greedy_expected_advantage_is_q_of_the_data_minus_the_policy_average(module):
+    """E_D[Q̄^i(s, a^i) − Σ_a π^i(a|o^i) Q̄^i(s, a)] over the batch idx, per agent (Wang et al. 2023)."""
+    state = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [5.0, 5.0]])
+    data = {"state": state, "obs": torch.zeros(4, 2, 3), "avail": torch.ones(4, 2, 2),
+            "actions": torch.tensor([[0, 1], [1, 1], [0, 0], [1, 0]])}
+    policies = [FixedPolicy([0.25, 0.75]), FixedPolicy([0.5, 0.5])]
+    critics = [LinearCritic([[1.0, 3.0], [2.0, -1.0]]), LinearCritic([[0.0, 4.0], [1.0, 1.0]])]
+    idx = torch.tensor([0, 1, 2])  # row 3 is outside the batch
+    got = module.expected_advantages(data, idx, policies, critics)
+    expected = []
+    for i in range(2):
+        q = state[idx] @ critics[i].w.detach()
+        pi = policies[i].log_probs.exp()
+        expected.append(float(np.mean([float(q[k, data["actions"][k, i]] - (pi * q[k]).sum()) for k in range(3)])))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert expected == pytest.approx([-0.5, 0.0])  # by hand: agent 0 (−1.5 − 0.75 + 0.75) / 3, agent 1 (2 + 0 − 2) / 3
+
+
+@pytest.mark.parametrize("module", [inspo_matrix, inspo_bridge, inspo_smac])
+def test_update_orders(module):
+    """Algorithm 1, line 4: fixed 0..N-1; random: every permutation; semi-greedy: the largest expected
+    advantage first, the rest random."""
+    rng = np.random.default_rng(0)
+    assert module.update_order(module.Args(update_order="fixed"), 4, rng) == [0, 1, 2, 3]
+    orders = {tuple(module.update_order(module.Args(update_order="random"), 4, rng)) for _ in range(200)}
+    assert all(sorted(o) == [0, 1, 2, 3] for o in orders) and len(orders) > 12
+    rests = set()
+    for _ in range(30):
+        order = module.update_order(module.Args(update_order="semi-greedy"), 4, rng, np.array([0.1, 0.7, -1.0, 0.3]))
+        assert order[0] == 1 and sorted(order) == [0, 1, 2, 3]
+        rests.add(tuple(order[1:]))
+    assert len(rests) > 1

@@ -26,6 +26,11 @@ def run(tmp_path, **kwargs) -> dict:
 def test_pettingzoo_api(game):
     parallel_api_test(MatrixGameEnv(game), num_cycles=10)
     parallel_seed_test(lambda: MatrixGameEnv(game))
+    env = MatrixGameEnv(game)
+    env.reset(seed=0)
+    state = env.state()  # the single state: what every agent observes, and every dataset's state
+    assert env.state_space.contains(state) and state.tolist() == [1.0]
+    assert (make_dataset(game, list(DATASETS[game])[0], 0)["state"] == state).all()
 
 
 @pytest.mark.parametrize("game", ["xor", "mne"])

@@ -36,6 +36,36 @@ def test_sizes_match_smac(map_name, backend):
     env.close()
 
 
+
+def test_smac_accessors_agree_with_the_whole_observation_and_the_step():
+    """SMAC's per-agent and size accessors (§2) say what get_obs, get_state and get_avail_actions say;
+    last_action is all zeros after reset, then the one-hot of the actions passed to step."""
+    obs_dim, state_dim, n_actions, _, n_agents, _ = SIZES["2s3z"]
+    env = make_env("2s3z", "sim", seed=5)
+    assert env.seed() == 5 and (env.get_obs_size(), env.get_state_size(), env.get_total_actions()) == (obs_dim, state_dim, n_actions)
+    obs, state = env.reset()
+    assert not env.last_action.any() and env.last_action.shape == (n_agents, n_actions)
+    for i in range(n_agents):
+        np.testing.assert_array_equal(env.get_obs_agent(i), obs[i])
+        assert env.get_avail_agent_actions(i) == env.get_avail_actions()[i]
+    np.testing.assert_array_equal(env.get_state(), state)
+    actions = [int(np.flatnonzero(avail)[-1]) for avail in env.get_avail_actions()]
+    env.step(actions)
+    np.testing.assert_array_equal(env.last_action, np.eye(n_actions, dtype=np.float32)[actions])
+    assert [int(np.flatnonzero(row)[0]) for row in env.last_action] == actions
+
+
+def test_the_sc2_back_end_is_smacs_starcraft2env_with_the_map_and_seed(monkeypatch):
+    """make_env(..., 'sc2') builds SMAC's own StarCraft2Env (here a stand-in module) for the map and seed asked."""
+    import sys
+    import types
+    made = []
+    fake_env_module = types.ModuleType("smac.env")
+    fake_env_module.StarCraft2Env = lambda **kwargs: made.append(kwargs) or "the real game"
+    monkeypatch.setitem(sys.modules, "smac", types.ModuleType("smac"))
+    monkeypatch.setitem(sys.modules, "smac.env", fake_env_module)
+    assert make_env("6h_vs_8z", "sc2", seed=7) == "the real game" and made == [{"map_name": "6h_vs_8z", "seed": 7}]
+
 def battle(map_name: str, keep_allies=(0,), keep_enemies=(0,)) -> SMACBatch:
     """One battle with every unit not kept removed (dead), ready for a hand-placed scenario."""
     b = SMACBatch(map_name, 1, seed=0)

@@ -4,6 +4,7 @@ shipped behaviour policies, the QMIX trainer (learns, resumes exactly) and the b
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,8 +17,8 @@ import tyro
 
 from envs import InputError, smac_data
 from envs.smac import MAPS, SMACBatch
-from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, map_sizes,
-                            rollout, summarise)
+from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, make_dataset,
+                            map_sizes, rollout, summarise)
 from conftest import ROOT, assert_cli_error, assert_one_line_error, global_rngs_untouched, main_block
 from tools import qmix_smac
 
@@ -165,7 +166,35 @@ def test_truncated_or_corrupt_cache_is_rebuilt(cache, tmp_path, capsys):
         f.write(bytes([byte[0] ^ 0xFF]))
     load_or_make("2s3z", "expert", 0, str(tmp_path), episodes=N)
     assert "rebuilding" in capsys.readouterr().out
+    with open(path[:-3] + ".json", "w") as f:  # a damaged card
+        f.write("{not json")
+    load_or_make("2s3z", "expert", 0, str(tmp_path), episodes=N)
+    assert "(JSONDecodeError: " in capsys.readouterr().out
     assert not glob.glob(os.path.join(str(tmp_path), "smac", "*.tmp"))
+
+
+def test_a_cache_made_by_other_behaviour_policies_is_rebuilt(tmp_path, capsys):
+    policy_dir = str(tmp_path / "policies")
+    shutil.copytree(os.path.join(POLICY_DIR, "2s3z"), os.path.join(policy_dir, "2s3z"))
+    path, card = load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
+    assert load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir) == (path, card)
+    shutil.copy(os.path.join(policy_dir, "2s3z", "expert.pt"), os.path.join(policy_dir, "2s3z", "medium.pt"))
+    capsys.readouterr()
+    _, rebuilt = load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
+    assert "the shipped behaviour policies changed since it was made" in capsys.readouterr().out
+    assert rebuilt["policy_sha256"] != card["policy_sha256"]
+
+
+def test_default_cache_dir(monkeypatch):
+    from envs.smac_data import default_cache_dir
+    monkeypatch.setenv("INSPO_CACHE", "/data/inspo")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+    assert default_cache_dir() == "/data/inspo"
+    monkeypatch.delenv("INSPO_CACHE")
+    assert default_cache_dir() == os.path.join("/xdg", "inspo")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", "/home/user")
+    assert default_cache_dir() == os.path.join("/home/user", ".cache", "inspo")
 
 
 @pytest.mark.parametrize("map_name", list(MAPS))
@@ -276,6 +305,14 @@ def test_bad_dataset_files(cache, tmp_path):
     (tmp_path / "text.h5").write_text("not an h5 file")
     with pytest.raises(InputError, match="not a readable h5"):
         load_h5(str(tmp_path / "text.h5"), "2s3z")
+    with pytest.raises(InputError, match=rf"holds {N} episodes; episode indices must lie in 0..{N - 1}"):
+        load_h5(made["medium"][0], "2s3z", np.array([0, N]))
+    without_probs = str(tmp_path / "without_probs.h5")  # `probs` is all zeros in CFCQL's files and optional here
+    shutil.copy(made["medium"][0], without_probs)
+    with h5py.File(without_probs, "r+") as f:
+        del f["probs"]
+    for key, value in load_h5(without_probs, "2s3z").items():
+        np.testing.assert_array_equal(value, load_h5(made["medium"][0], "2s3z")[key])
 
 
 def test_bad_names_checkpoints_and_directories(tmp_path):
@@ -283,6 +320,8 @@ def test_bad_names_checkpoints_and_directories(tmp_path):
         load_or_make("nope", "medium", 0, str(tmp_path))
     with pytest.raises(InputError, match="unknown SMAC dataset 'good'.*medium_replay"):
         load_or_make("2s3z", "good", 0, str(tmp_path))
+    with pytest.raises(InputError, match="unknown SMAC dataset 'good'.*medium_replay"):
+        make_dataset("2s3z", "good", 0, str(tmp_path / "good.h5"), 2)
     with pytest.raises(InputError, match="needs"):  # a 2s3z agent on 5m_vs_6m
         load_agent(os.path.join(POLICY_DIR, "2s3z", "expert.pt"), "5m_vs_6m")
     (tmp_path / "junk.pt").write_bytes(b"junk")
@@ -316,3 +355,9 @@ def test_code_version_is_this_checkouts_commit_from_any_directory(tmp_path, monk
         pytest.skip("not a git checkout")
     monkeypatch.chdir(tmp_path)  # a user running the scripts from elsewhere
     assert code_version().removesuffix("+dirty") == head
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory: 'git'")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert code_version() == "unknown"

@@ -154,14 +154,21 @@ def test_alpha_loss_raises_alpha_while_kl_exceeds_the_target():
         assert -np.sign(float(log_alpha.grad)) == direction  # gradient descent moves log α this way
 
 
-def test_update_orders():
-    rng = np.random.default_rng(0)
-    assert inspo_smac.update_order(inspo_smac.Args(update_order="fixed"), 4, rng) == [0, 1, 2, 3]
-    orders = {tuple(inspo_smac.update_order(inspo_smac.Args(update_order="random"), 4, rng)) for _ in range(200)}
-    assert all(sorted(o) == [0, 1, 2, 3] for o in orders) and len(orders) > 12
-    for _ in range(20):
-        order = inspo_smac.update_order(inspo_smac.Args(update_order="semi-greedy"), 4, rng, np.array([0.1, 0.7, -1.0, 0.3]))
-        assert order[0] == 1 and sorted(order) == [0, 1, 2, 3]
+def test_semi_greedy_expected_advantage_over_the_valid_steps():
+    """E_D[Q̄^i(s, a^i) − Σ_a π^i(a|τ) Q̄^i(s, a)] over the batch's valid steps only, per agent
+    (the update orders themselves: tests/test_loop_units.py)."""
+    batch = hand_batch()
+    critics = [TableCritic(seed) for seed in range(N)]
+    g = torch.Generator().manual_seed(5)
+    logps = [inspo_smac.masked_log_softmax(torch.randn(B, T, A, generator=g), batch["avail"][:, :, i]) for i in range(N)]
+    got = inspo_smac.expected_advantages(batch, logps, critics)
+    for i in range(N):
+        terms = []
+        for b in range(B):
+            for t in range(3):  # slot 3 holds the final state, not a transition
+                q = batch["state"][b, t] @ critics[i].w.detach()
+                terms.append(float(q[batch["actions"][b, t, i]] - (logps[i][b, t].exp() * q).sum()))
+        assert got[i] == pytest.approx(np.mean(terms), rel=1e-5, abs=1e-6)
 
 
 def test_joint_behaviour_leaves_agent_i_out_and_conditions_on_earlier_teammates_only():
