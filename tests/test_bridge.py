@@ -10,8 +10,8 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import inspo_bridge
-from conftest import (alberdice_path, assert_one_line_error, assert_tracked, global_rngs_untouched, run_script, steps,
-                      tensorboard_scalars)
+from conftest import (alberdice_path, assert_one_line_error, assert_tracked, global_rngs_untouched, install_spies,
+                      run_script, steps, tensorboard_scalars)
 from envs import InputError
 from envs.alberdice import load_buffer
 from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, load_or_make, resolve_moves
@@ -181,15 +181,26 @@ def bridge_args(tmp_path, cache, **kwargs):
     return inspo_bridge.Args(**{**base, **kwargs})
 
 
-def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb):
+def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb, monkeypatch):
     """History and TensorBoard scalars at every --eval-interval; the greedy figures are the argmax
     policies' (Bridge is deterministic, so they can be recomputed from the checkpoint); auto-α moves α;
-    the best return is the best evaluation; --track starts one wandb run; the global RNGs are left alone."""
+    the best return is the best evaluation; --track starts one wandb run; the global RNGs are left alone.
+    Evaluations: --eval-episodes each --eval-interval, --final-eval-episodes for BC and the end, both
+    modes at the end; their numbers are what the history, TensorBoard and the summary report."""
+    evaluations = []
+
+    def evaluate(policies, episodes, greedy, generator, device):
+        result = real["evaluate"](policies, episodes, greedy, generator, device)
+        evaluations.append(((episodes, greedy), result))
+        return result
+
+    real = install_spies(monkeypatch, inspo_bridge, evaluate)
     with global_rngs_untouched():  # every draw from the run's own generators
         summary = inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=6, bc_updates=6, eval_interval=3,
                                                 eval_episodes=4, final_eval_episodes=8, checkpoint_interval=3,
                                                 autotune_alpha=True, alpha_lr=0.1, track=True, wandb_project_name="p",
                                                 wandb_entity="e"))
+    made = list(evaluations)  # the run's own (the greedy checks below evaluate again)
     assert_tracked(fake_wandb, os.path.join(tmp_path, os.listdir(tmp_path)[0]), "p", "e")
     assert [h[0] for h in summary["history"]] == [3, 6] and summary["num_updates"] == 6
     assert set(summary) == {"dataset", "source", "card", "eval_greedy", "final_return", "final_return_greedy",
@@ -209,6 +220,14 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb
         assert steps(scalars[tag]) == [3, 6], tag
     assert steps(scalars["losses/bc_loss"]) == [0]
     assert scalars["eval/final_return"] == [(6, pytest.approx(summary["final_return"]))]
+    assert [call for call, _ in made] == [(8, False), (4, False), (4, False), (8, True), (8, False), (8, True), (8, False)]
+    results = [result for _, result in made]
+    assert [h[1] for h in summary["history"]] == results[1:3] == pytest.approx([v for _, v in scalars["eval/return"]])
+    assert summary["bc_return"] == results[0] and [summary[k] for k in ("final_return_greedy", "final_return_stochastic",
+                                                   "bc_return_greedy", "bc_return_stochastic")] == results[3:]
+    args = inspo_bridge.Args()
+    assert [v for _, v in scalars["charts/beta"]] == pytest.approx([args.beta_0 * args.beta_decay ** k for k in (3, 6)])
+    assert 0 < summary["history"][0][2] < summary["history"][1][2] <= summary["wall_time_s"] < 600
 
 
 @pytest.mark.slow

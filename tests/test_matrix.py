@@ -8,8 +8,8 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import inspo_matrix
-from conftest import (alberdice_path, assert_one_line_error, assert_tracked, global_rngs_untouched, run_script, steps,
-                      tensorboard_scalars, write_buffer)
+from conftest import (alberdice_path, assert_one_line_error, assert_tracked, global_rngs_untouched, install_spies, run_script,
+                      steps, tensorboard_scalars, write_buffer)
 from envs import InputError
 from envs.matrix import DATASETS, PAYOFFS, MatrixGameEnv, load_alberdice_xor, make_dataset
 
@@ -230,6 +230,13 @@ def test_summary_and_update_orders(tmp_path):
         assert np.isclose(np.sum(summary["joint_policy"]), 1.0)
         # BC's figures: the greedy ones of the exact game, and the reported one is the greedy one
         assert summary["bc_return"] == summary["bc_return_greedy"]
+        # the derived figures, in closed form from the summary's own policies
+        joint = np.array(summary["joint_policy"])
+        np.testing.assert_allclose(joint, np.outer(*summary["policies"]), rtol=1e-12)
+        assert summary["expected_return"] == pytest.approx(float((joint * PAYOFFS["mne"]).sum()))
+        assert summary["bc_expected_return"] == pytest.approx(float((np.outer(*summary["behaviour"]) * PAYOFFS["mne"]).sum()))
+        defaults = inspo_matrix.Args()
+        assert summary["alpha"] == defaults.alpha and summary["beta"] == pytest.approx(defaults.beta_0 * defaults.beta_decay ** 30)
         assert set(summary) == {  # the summary file's fields (README), none renamed or lost
             "game", "dataset", "source", "mode", "eval_greedy", "final_return", "final_return_greedy",
             "final_return_stochastic", "expected_return", "bc_return", "bc_return_greedy", "bc_return_stochastic",
@@ -258,10 +265,24 @@ def test_cli_corrupt_dataset_dir(tmp_path):
 
 
 @pytest.mark.parametrize("exact", [True, False])
-def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact, fake_wandb):
-    """The curves a user opens: every scalar at every --eval-interval and at the end, the KL a divergence."""
-    run(tmp_path, game="mne", dataset="imbalanced", exact=exact, num_updates=5, eval_interval=2, track=True,
-        wandb_project_name="p", wandb_entity="e")
+def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact, fake_wandb, monkeypatch):
+    """The curves a user opens: every scalar at every --eval-interval and at the end, the KL a divergence;
+    --eval-episodes plays at each evaluation, --final-eval-episodes for BC and the end in both modes, and
+    their numbers are what TensorBoard and the summary report."""
+    evaluations = []
+
+    def evaluate(game, probs, episodes, greedy, rng):
+        result = real["evaluate"](game, probs, episodes, greedy, rng)
+        evaluations.append(((episodes, greedy), result))
+        return result
+
+    real = install_spies(monkeypatch, inspo_matrix, evaluate)
+    summary = run(tmp_path, game="mne", dataset="imbalanced", exact=exact, num_updates=5, eval_interval=2, track=True,
+                  wandb_project_name="p", wandb_entity="e", eval_episodes=7, final_eval_episodes=9)
+    assert [call for call, _ in evaluations] == [(9, True), (9, False), (7, True), (7, True), (7, True), (9, True), (9, False)]
+    results = [result for _, result in evaluations]
+    assert [summary[k] for k in ("bc_return_greedy", "bc_return_stochastic")] == results[:2]
+    assert [summary[k] for k in ("final_return_greedy", "final_return_stochastic")] == results[5:]
     assert_tracked(fake_wandb, os.path.join(tmp_path, os.listdir(tmp_path)[0]), "p", "e")
     scalars = tensorboard_scalars(os.path.join(tmp_path, os.listdir(tmp_path)[0]))
     tags = ["eval/return", "eval/expected_return", "charts/alpha", "charts/beta", "charts/kl"]
@@ -272,4 +293,6 @@ def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact, fake_wandb):
     assert all(0 <= v <= np.log(10) + 1e-6 for _, v in scalars["charts/kl"])
     if not exact:  # the exact mode's µ is the data's empirical distribution: no BC loss
         assert steps(scalars["losses/bc_loss"]) == [0]
-    assert steps(scalars["eval/final_return"]) == [5]
+    assert scalars["eval/final_return"] == [(5, pytest.approx(summary["final_return"]))]
+    assert [v for _, v in scalars["eval/return"]] == pytest.approx(results[2:5])
+    assert scalars["eval/expected_return"][-1][1] == pytest.approx(summary["expected_return"])  # the final policies

@@ -55,6 +55,40 @@ def test_smac_accessors_agree_with_the_whole_observation_and_the_step():
     assert [int(np.flatnonzero(row)[0]) for row in env.last_action] == actions
 
 
+
+# §2.1: (ally race, enemy race, unit_type_bits)
+RACES = {"2s3z": ("P", "P", 2), "3s_vs_5z": ("P", "P", 0), "5m_vs_6m": ("T", "T", 0), "6h_vs_8z": ("Z", "P", 0)}
+
+
+@pytest.mark.parametrize("map_name", list(MAPS))
+def test_env_info_feature_names_and_public_attributes(map_name):
+    """§2: upstream SMAC's feature-name lists (shield iff Protoss, then the type bits), which with the
+    last actions make up the state; the map's public attributes (32×32, §2.2)."""
+    ally_race, enemy_race, type_bits = RACES[map_name]
+    env = StarCraft2Env(map_name)
+    info = env.get_env_info()
+    types = [f"type_{k}" for k in range(type_bits)]
+    assert info["agent_features"] == ["health", "energy/cooldown", "rel_x", "rel_y"] + ["shield"] * (ally_race == "P") + types
+    assert info["enemy_features"] == ["health", "rel_x", "rel_y"] + ["shield"] * (enemy_race == "P") + types
+    assert info["state_shape"] == (len(info["agent_features"]) * env.n_agents + len(info["enemy_features"]) * env.n_enemies
+                                   + env.n_agents * env.n_actions)
+    assert (env.map_x, env.map_y, env.max_distance_x, env.max_distance_y, env.pathing_grid.shape) == (32, 32, 32, 32, (32, 32))
+    assert env.n_actions == 6 + env.n_enemies and env.episode_limit == SIZES[map_name][3]
+
+
+def test_a_won_battle_through_smacs_interface():
+    """step's info and get_stats over one clean 2s3z win (focus fire): every enemy dead, the return 20."""
+    env = StarCraft2Env("2s3z", seed=0)
+    env.reset()
+    rng, total, terminated = np.random.default_rng(0), 0.0, False
+    while not terminated:
+        reward, terminated, info = env.step(scripted_actions(env._battle, "focus-fire", rng)[0])
+        total += reward
+    assert info["battle_won"] and info["dead_enemies"] == 5 and 0 <= info["dead_allies"] < 5
+    assert total == pytest.approx(20.0, abs=1e-4)
+    assert env.get_stats() == {"battles_won": 1, "battles_game": 1, "battles_draw": 0, "win_rate": 1.0, "timeouts": 0,
+                               "restarts": 0}
+
 def test_the_sc2_back_end_is_smacs_starcraft2env_with_the_map_and_seed(monkeypatch):
     """make_env(..., 'sc2') builds SMAC's own StarCraft2Env (here a stand-in module) for the map and seed asked."""
     import sys
@@ -300,6 +334,37 @@ def test_pettingzoo_whole_episodes_are_deterministic():
     assert len(a) != len(c) or any(not np.array_equal(x, y) for x, y in zip(a, c))
     assert all(terms.values()) != all(truncs.values())
 
+
+
+def test_pettingzoo_ends_a_win_by_termination_a_timeout_by_truncation_and_stop_replaces_the_unavailable():
+    env = SMACParallelEnv("2s3z", seed=0)
+    env.reset()
+    rng, total = np.random.default_rng(0), 0.0
+    while env.agents:
+        actions = scripted_actions(env.env._battle, "focus-fire", rng)[0].tolist()
+        obs, rewards, terms, truncs, infos = env.step(dict(zip(env.agents, actions)))
+        assert len(set(rewards.values())) == 1  # the team's reward, to every agent
+        total += rewards["agent_0"]
+    assert all(terms.values()) and not any(truncs.values()) and all(i["battle_won"] for i in infos.values())
+    assert total == pytest.approx(20.0, abs=1e-4) and env.agents == []
+    env.reset()
+    env.env._battle.episode_limit = 2
+    for _ in range(2):
+        _, _, terms, truncs, infos = env.step({a: 1 for a in env.agents})
+    assert all(truncs.values()) and not any(terms.values()) and not any(i["battle_won"] for i in infos.values())
+    # unavailable="stop": an unavailable action is played as stop (1), or as the no-op (0) for the dead
+    stop, twin = SMACParallelEnv("2s3z", seed=3, unavailable="stop"), SMACParallelEnv("2s3z", seed=3)
+    obs, _ = stop.reset()
+    twin.reset()
+    assert not obs["agent_0"]["action_mask"][6]  # no enemy in range at the start
+    after_stop = stop.step({a: 6 for a in stop.agents})[0]
+    after_twin = twin.step({a: 1 for a in twin.agents})[0]
+    assert all(np.array_equal(after_stop[a]["observation"], after_twin[a]["observation"]) for a in after_stop)
+    np.testing.assert_array_equal(stop.state(), twin.state())
+    stop.env._battle.alive[0, 0] = False  # agent 0 dies: only the no-op is available to it
+    stop.env._battle.hp[0, 0] = 0.0
+    stop.step({a: 1 for a in stop.agents})
+    assert stop.env._battle.last_action[0, 0] == 0 and (stop.env._battle.last_action[0, 1:] == 1).all()
 
 def test_observations_and_states_stay_in_their_spaces():
     """Whole episodes of every map, agents and enemies fighting: every obs and state inside its Box."""

@@ -141,11 +141,19 @@ def test_sc2_evaluation_plays_smacs_interface_like_the_batched_simulator(monkeyp
                         for backend in ("builtin", "sc2"))
         assert sc2 == batched and batched[1] > 0, (seed, batched, sc2)
 
+
 def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_file, monkeypatch, fake_wandb):
     """The TensorBoard scalars the issue names at every --eval-interval, a checkpoint at every
     --checkpoint-interval and at the end, the summary's fields, and the advantages reaching the
-    semi-greedy order (without them it would always start with agent 0)."""
-    saved, orders = [], []
+    semi-greedy order (without them it would always start with agent 0). Evaluations: BC and the final
+    policies play the same --final-eval-episodes battles, the periodic ones --eval-episodes battles of
+    seeds of their own; their numbers are what the history, TensorBoard and the summary report."""
+    saved, orders, evaluations = [], [], []
+
+    def evaluate(policies, map_name, episodes, greedy, seed, generator, device, backend="builtin"):
+        result = real["evaluate"](policies, map_name, episodes, greedy, seed, generator, device, backend)
+        evaluations.append(((map_name, episodes, greedy, seed, backend), result))
+        return result
 
     def save_checkpoint(path, state):
         saved.append(state["iteration"])
@@ -155,7 +163,7 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
         orders.append(advantages)
         return real["update_order"](args, n_agents, rng, advantages)
 
-    real = install_spies(monkeypatch, inspo_smac, save_checkpoint, update_order)
+    real = install_spies(monkeypatch, inspo_smac, save_checkpoint, update_order, evaluate)
     not_a_dir = tmp_path.parent / "not_a_dir"
     not_a_dir.write_text("")  # with --dataset-file the cache directory is never used, so it is not checked
     with global_rngs_untouched():  # every draw from the run's own generators
@@ -175,6 +183,18 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     assert [h[0] for h in summary["history"]] == [2, 4, 5] and summary["num_updates"] == 5
     assert summary["best_win_rate"] == max(h[1] for h in summary["history"])
     assert summary["args"]["update_order"] == "semi-greedy" and (summary["map"], summary["dataset"]) == ("2s3z", "medium")
+    seed = 50_000_000  # --seed 0's evaluation battles, far from every dataset's and QMIX's
+    assert [call for call, _ in evaluations] == [("2s3z", 8, True, seed, "builtin")] + [
+        ("2s3z", 4, True, seed + k, "builtin") for k in (2, 4, 5)] + [("2s3z", 8, True, seed, "builtin")]
+    results = [result for _, result in evaluations]
+    assert (summary["bc_win_rate"], summary["bc_return"]) == results[0] and (summary["final_win_rate"], summary["final_return"]) == results[-1]
+    assert [tuple(h[1:3]) for h in summary["history"]] == results[1:4]
+    assert [v for _, v in scalars["eval/win_rate"]] == pytest.approx([r[0] for r in results[1:4]])
+    assert [v for _, v in scalars["eval/return"]] == pytest.approx([r[1] for r in results[1:4]])
+    args = inspo_smac.Args()
+    assert [v for _, v in scalars["charts/beta"]] == pytest.approx([args.beta_0 * args.beta_decay ** k for k in (2, 4, 5)])
+    times = [h[3] for h in summary["history"]]
+    assert 0 < times[0] < times[1] < times[2] <= summary["wall_time_s"] < 600
     assert set(summary) == {"map", "dataset", "card", "eval_greedy", "env_backend", "final_win_rate", "final_return",
                             "best_win_rate", "bc_win_rate", "bc_return", "history", "wall_time_s", "num_updates",
                             "args"}  # the issue's fields and the rest, none renamed or lost
