@@ -374,3 +374,59 @@ def test_two_runs_of_the_same_name_get_directories_of_their_own(tmp_path):
         (tmp_path / f"run__0__1796000000-{k}").mkdir()
     with pytest.raises(InputError, match="already holds 999 runs named 'run__0__1796000000'"):
         new_run_dir(str(tmp_path), "run__0__1796000000")
+
+
+# --- every flag's domain, at its edges --------------------------------------------------
+# The accepted interval of each real flag (as its error line prints it) and the upper limit of each
+# integer flag (the lower is 1), per script: check_args must accept exactly these.
+REAL_DOMAINS = {"learning_rate": "(0, ∞)", "alpha_lr": "(0, ∞)", "gamma": "[0, 1]", "tau": "(0, 1]", "alpha": "[0, ∞)",
+                "target_kl": "[0, ∞)", "beta_0": "[0, ∞)", "beta_decay": "[0, 1]", "cql_alpha": "[0, ∞)",
+                "weight_clip": "(0, ∞)"}
+COMMON_COUNTS = {"num_updates": 10**9, "bc_updates": 10**9, "batch_size": 2**20, "hidden_dim": 8192, "eval_interval": 10**9}
+COUNT_LIMITS = {
+    "inspo_matrix": {**COMMON_COUNTS, "pool_factor": 1024, "eval_episodes": 10**6, "final_eval_episodes": 10**6,
+                     "num_plays": 10**8},
+    "inspo_bridge": {**COMMON_COUNTS, "pool_factor": 1024, "eval_episodes": 10**6, "final_eval_episodes": 10**6,
+                     "checkpoint_interval": 10**9},
+    "inspo_smac": {**COMMON_COUNTS, "batch_episodes": 4096, "rnn_hidden": 4096, "eval_episodes": 10**5,
+                   "final_eval_episodes": 10**5, "checkpoint_interval": 10**9, "dataset_episodes": 10**6},
+}
+
+
+def edge_probes(domain: str) -> list[tuple[float, bool]]:
+    """(value, accepted) just inside and just outside each end of an interval such as "(0, 1]"."""
+    low, high = domain[1:-1].split(", ")
+    probes = [(float(low), domain[0] == "["), (float(low) - 1e-9, False), (float(low) + 1e-9, True), (float("nan"), False)]
+    if high == "∞":
+        return probes + [(1e300, True), (float("inf"), False)]
+    return probes + [(float(high), domain[-1] == "]"), (float(high) + 1e-9, False), (float(high) - 1e-9, True)]
+
+
+@pytest.mark.parametrize("script", list(COUNT_LIMITS))
+def test_check_args_accepts_exactly_each_flags_domain(script, tmp_path):
+    import importlib
+    module = importlib.import_module(script)
+    base = dict(runs_dir=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache")) if script != "inspo_matrix" else \
+        dict(runs_dir=str(tmp_path / "runs"))
+
+    def accepted(**flag) -> tuple[bool, str]:
+        try:
+            module.check_args(module.Args(**{**base, "alpha": 0.1, "beta_0": 1.0, **flag}))  # α + β_0 > 0 whichever is probed
+            return True, ""
+        except InputError as error:
+            return False, str(error)
+
+    for name, domain in REAL_DOMAINS.items():
+        for value, expected in edge_probes(domain):
+            ok, message = accepted(**{name: value})
+            assert ok == expected, (name, value, message)
+            assert ok or message.endswith(f"accepted: a finite number in {domain}"), message
+    for name, high in COUNT_LIMITS[script].items():
+        for value, expected in ((1, True), (high, True), (0, False), (high + 1, False), (True, False), (2.0, False)):
+            ok, message = accepted(**{name: value})
+            assert ok == expected, (name, value, message)
+            assert ok or message.endswith(f"accepted: an integer in [1, {high}]"), message
+    for name in ("seed", "dataset_seed"):
+        for value, expected in ((0, True), (2**32 - 1, True), (-1, False), (2**32, False), (1.0, False)):
+            ok, message = accepted(**{name: value})
+            assert ok == expected and (ok or message.endswith("accepted: an integer in [0, 2**32)")), (name, value, message)
