@@ -269,17 +269,17 @@ def load_or_make(name: str, seed: int, cache_dir: str, dataset_dir: str | None =
         except (InputError, OSError, ValueError, KeyError) as error:
             reason = str(error)
         print(f"warning: dataset cache {path!r} is corrupt ({reason}); rebuilding it")
-    arrays = make_buffer(name, seed)
-    how = {"optimal": "generated: 500 episodes of the handcrafted optimal policy (BRIDGE.md §7)",
-           "mixed": "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)"}[name]
-    card = dataset_card(arrays, how, seed)
-    card["sha256"] = _checksum(arrays)
-    try:
+    try:  # the cache directory first: an unwritable one fails before the work
         os.makedirs(cache_dir, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".bridge_{name}_", dir=cache_dir)
     except OSError as error:
         raise InputError(f"--cache-dir {cache_dir!r} cannot be written ({error.strerror or error})") from None
     try:
+        arrays = make_buffer(name, seed)
+        how = {"optimal": "generated: 500 episodes of the handcrafted optimal policy (BRIDGE.md §7)",
+               "mixed": "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)"}[name]
+        card = dataset_card(arrays, how, seed)
+        card["sha256"] = _checksum(arrays)
         for key, array in arrays.items():
             np.save(os.path.join(tmp, key + ".npy"), array)
         with open(os.path.join(tmp, "card.json"), "w") as f:
