@@ -142,6 +142,23 @@ def tensorboard_scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
+def tensorboard_hyperparameters(run_dir: str) -> dict[str, str]:
+    """The run's arguments as its TensorBoard text card lists them (CleanRL's `hyperparameters` table)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    events = EventAccumulator(run_dir, size_guidance={"tensors": 0})
+    events.Reload()
+    [card] = events.Tensors("hyperparameters/text_summary")
+    lines = tensor_util.make_ndarray(card.tensor_proto)[0].decode().split("\n")
+    assert lines[:2] == ["|param|value|", "|-|-|"] and card.step == 0, lines[:2]
+    return dict(line.strip("|").split("|", 1) for line in lines[2:])
+
+
+def assert_hyperparameters(run_dir: str, summary: dict) -> None:
+    assert tensorboard_hyperparameters(run_dir) == {k: str(v) for k, v in summary["args"].items()}
+
+
 def steps(points: list[tuple[int, float]]) -> list[int]:
     return [step for step, _ in points]
 

@@ -10,8 +10,8 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import inspo_bridge
-from conftest import (alberdice_path, assert_one_line_error, assert_tracked, global_rngs_untouched, install_spies,
-                      run_script, steps, tensorboard_scalars)
+from conftest import (alberdice_path, assert_hyperparameters, assert_one_line_error, assert_tracked, global_rngs_untouched,
+                      install_spies, run_script, steps, tensorboard_scalars)
 from envs import InputError
 from envs.alberdice import load_buffer
 from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, load_or_make, resolve_moves
@@ -220,6 +220,7 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb
         assert steps(scalars[tag]) == [3, 6], tag
     assert steps(scalars["losses/bc_loss"]) == [0]
     assert scalars["eval/final_return"] == [(6, pytest.approx(summary["final_return"]))]
+    assert_hyperparameters(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)  # the arguments' table (CleanRL's text card)
     assert [call for call, _ in made] == [(8, False), (4, False), (4, False), (8, True), (8, False), (8, True), (8, False)]
     results = [result for _, result in made]
     assert [h[1] for h in summary["history"]] == results[1:3] == pytest.approx([v for _, v in scalars["eval/return"]])

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import inspo_smac
-from conftest import assert_tracked, global_rngs_untouched, install_spies, run_script, steps, tensorboard_scalars
+from conftest import (assert_hyperparameters, assert_tracked, global_rngs_untouched, install_spies, run_script, steps,
+                      tensorboard_scalars)
 from envs import InputError
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, load_h5, map_sizes, rollout
@@ -180,6 +181,7 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
         assert steps(scalars[tag]) == [2, 4, 5], tag
     assert steps(scalars["losses/bc_loss"]) == [0]
     assert scalars["eval/final_win_rate"] == [(5, pytest.approx(summary["final_win_rate"]))]
+    assert_hyperparameters(run_dir, summary)  # the arguments' table (CleanRL's text card)
     assert [h[0] for h in summary["history"]] == [2, 4, 5] and summary["num_updates"] == 5
     assert summary["best_win_rate"] == max(h[1] for h in summary["history"])
     assert summary["args"]["update_order"] == "semi-greedy" and (summary["map"], summary["dataset"]) == ("2s3z", "medium")
