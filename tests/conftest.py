@@ -159,6 +159,13 @@ def assert_hyperparameters(run_dir: str, summary: dict) -> None:
     assert tensorboard_hyperparameters(run_dir) == {k: str(v) for k, v in summary["args"].items()}
 
 
+def assert_summary_file(run_dir: str, summary: dict) -> None:
+    """summary.json beside the run is the summary main() returned, indented by two spaces for reading."""
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        text = f.read()
+    assert json.loads(text) == json.loads(json.dumps(summary)) and text.startswith('{\n  "'), text[:40]
+
+
 def steps(points: list[tuple[int, float]]) -> list[int]:
     return [step for step, _ in points]
 

@@ -10,7 +10,7 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import inspo_bridge
-from conftest import (alberdice_path, assert_hyperparameters, assert_one_line_error, assert_tracked, global_rngs_untouched,
+from conftest import (alberdice_path, assert_hyperparameters, assert_summary_file, assert_one_line_error, assert_tracked, global_rngs_untouched,
                       install_spies, run_script, steps, tensorboard_scalars)
 from envs import InputError
 from envs.alberdice import load_buffer
@@ -115,6 +115,7 @@ def cache(tmp_path_factory):
 def test_generated_optimal_matches_the_released_statistics(cache, capsys):
     arrays, card = load_or_make("optimal", 0, cache)
     assert card["episodes"] == 500 and card["transitions"] == 4000
+    assert card["how"] == "generated: 500 episodes of the handcrafted optimal policy (BRIDGE.md §7)"
     assert card["return_mean"] == pytest.approx(-1.262, abs=0.003)  # §9: −1.2620 ± 0.0227 over 500 episodes
     first = arrays["actions"][:, 0, :, 0].tolist()
     assert set(map(tuple, first)) == {(LEFT, LEFT), (RIGHT, RIGHT)}  # correlated modes, never (left,right)
@@ -130,7 +131,7 @@ def test_generated_mixed_is_random_then_optimal(cache):
     arrays, card = load_or_make("mixed", 0, cache)
     optimal, _ = load_or_make("optimal", 0, cache)
     returns = arrays["reward"][:, :, 0].sum(1)
-    assert card["episodes"] == 1000
+    assert card["episodes"] == 1000 and card["how"] == "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)"
     assert returns[:500].mean() == pytest.approx(-17.667, abs=0.6)  # §8: std 3.894 over 500 episodes
     assert returns[500:].mean() == pytest.approx(-1.262, abs=0.003)
     actions = arrays["actions"][:500, :50, :, 0][arrays["filled"][:500, :50, 0] == 1]
@@ -221,6 +222,7 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb
     assert steps(scalars["losses/bc_loss"]) == [0]
     assert scalars["eval/final_return"] == [(6, pytest.approx(summary["final_return"]))]
     assert_hyperparameters(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)  # the arguments' table (CleanRL's text card)
+    assert_summary_file(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)
     assert [call for call, _ in made] == [(8, False), (4, False), (4, False), (8, True), (8, False), (8, True), (8, False)]
     results = [result for _, result in made]
     assert [h[1] for h in summary["history"]] == results[1:3] == pytest.approx([v for _, v in scalars["eval/return"]])

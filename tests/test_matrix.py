@@ -8,7 +8,7 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import inspo_matrix
-from conftest import (alberdice_path, assert_hyperparameters, assert_one_line_error, assert_tracked, global_rngs_untouched,
+from conftest import (alberdice_path, assert_hyperparameters, assert_summary_file, assert_one_line_error, assert_tracked, global_rngs_untouched,
                       install_spies, run_script, steps, tensorboard_scalars, write_buffer)
 from envs import InputError
 from envs.matrix import DATASETS, PAYOFFS, MatrixGameEnv, load_alberdice_xor, make_dataset
@@ -295,5 +295,6 @@ def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact, fake_wandb, mo
         assert steps(scalars["losses/bc_loss"]) == [0]
     assert scalars["eval/final_return"] == [(5, pytest.approx(summary["final_return"]))]
     assert_hyperparameters(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)  # the arguments' table (CleanRL's text card)
+    assert_summary_file(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)
     assert [v for _, v in scalars["eval/return"]] == pytest.approx(results[2:5])
     assert scalars["eval/expected_return"][-1][1] == pytest.approx(summary["expected_return"])  # the final policies

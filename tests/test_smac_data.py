@@ -43,6 +43,7 @@ def test_h5_layout_matches_cfcql_field_by_field(cache):
             for key, (shape, dtype) in H5_KEYS.items():
                 assert f[key].shape == (N, T) + shape(sizes), (name, key)
                 assert f[key].dtype == dtype, (name, key)
+                assert f[key].chunks == (1, T) + shape(sizes), (name, key)  # one episode a chunk: a subset reads only its own
             data = {k: f[k][()] for k in f}
         assert not data["probs"].any()  # save_probs is never enabled in CFCQL's runs
         for e in range(N):
@@ -98,6 +99,15 @@ CARD_KEYS = {"map", "dataset", "seed", "episodes_requested", "checkpoints", "pol
              "mean_episode_length", "generation_time_s", "how", "file_bytes", "sha256", "policy_sha256"}
 
 
+# How each dataset was made, as its card tells a reader (docs/smac_datasets.md)
+HOW_STARTS = {"medium": "greedy rollouts (ε = 0) of the shipped medium QMIX checkpoint",
+              "expert": "greedy rollouts (ε = 0) of the shipped expert QMIX checkpoint",
+              "medium_replay": "a stand-in for CFCQL's dumped replay buffer: ε-greedy rollouts of the QMIX checkpoints",
+              "mixed": "the same sorted random half of the indices of medium and of expert"}
+HOW_ENDS = {"medium": "on the built-in simulator", "expert": "on the built-in simulator", "medium_replay": "then shuffled",
+            "mixed": "(CFCQL's tools/mixed.py)"}
+
+
 def test_card_numbers_match_the_arrays(cache):
     _, made = cache
     sizes = map_sizes("2s3z")
@@ -107,6 +117,7 @@ def test_card_numbers_match_the_arrays(cache):
             assert card[key] == pytest.approx(value, rel=1e-6), (name, key)
         assert card["episodes"] == N and card["checkpoints"] and card["code_version"]
         assert (card["map"], card["dataset"], card["seed"]) == ("2s3z", name, 0)
+        assert card["how"].startswith(HOW_STARTS[name]) and card["how"].endswith(HOW_ENDS[name]), card["how"]
         assert set(card) == CARD_KEYS, name
         with open(path.removesuffix(".h5") + ".json") as f:
             assert json.load(f) == json.loads(json.dumps(card))  # the card beside the file is the one returned

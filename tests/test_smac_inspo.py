@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
-from conftest import (assert_hyperparameters, assert_tracked, global_rngs_untouched, install_spies, run_script, steps,
+from conftest import (assert_hyperparameters, assert_summary_file, assert_tracked, global_rngs_untouched, install_spies, run_script, steps,
                       tensorboard_scalars)
 from envs import InputError
 from envs.smac import SMACBatch
@@ -200,9 +200,7 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     assert set(summary) == {"map", "dataset", "card", "eval_greedy", "env_backend", "final_win_rate", "final_return",
                             "best_win_rate", "bc_win_rate", "bc_return", "history", "wall_time_s", "num_updates",
                             "args"}  # the issue's fields and the rest, none renamed or lost
-    with open(os.path.join(run_dir, "summary.json")) as f:
-        text = f.read()
-    assert json.loads(text) == json.loads(json.dumps(summary)) and text.startswith('{\n  "')  # indented, for reading
+    assert_summary_file(run_dir, summary)
 
 
 @pytest.mark.slow
