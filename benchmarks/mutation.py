@@ -236,6 +236,9 @@ def main() -> None:
                "mutants": {name: {"status": statuses[name], "diff": "" if statuses[name] in KILLED else
                                   diff_of(name, args.dir)} for name in sample}}
     out = RESULTS / f"mutation_results_seed{args.seed}.json"
+    if out.exists():  # a second pass keeps the first pass's figures and the note written about it
+        earlier = json.loads(out.read_text())
+        results.update({k: earlier[k] for k in ("first_pass", "note") if k in earlier})
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(out)
