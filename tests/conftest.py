@@ -170,6 +170,19 @@ def steps(points: list[tuple[int, float]]) -> list[int]:
     return [step for step, _ in points]
 
 
+def record_calls(monkeypatch, module, name: str) -> list[tuple[tuple, object]]:
+    """Spy on module.name for this test: (positional arguments, result) of every call, in order."""
+    calls, real = [], getattr(module, name)
+
+    def spy(*args):
+        result = real(*args)
+        calls.append((args, result))
+        return result
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
 def install_spies(monkeypatch, module, *spies) -> dict:
     """Put each spy in place of the module's function of the same name (for this test only) and
     return the real functions by name, for the spies to call once they have recorded their call."""

@@ -174,7 +174,7 @@ ROWS = [
     ("inspo_matrix.py", "--runs-dir {a_file}/sub", ["--runs-dir", "a_file/sub"]),
     ("inspo_matrix.py", "--track", ["--track", "pip install wandb"]),
     ("inspo_matrix.py", "--dataset b --dataset-dir {xor_buffer_02_20}", ["--dataset b", "buffer_02_20", "--dataset a"]),
-    ("inspo_matrix.py", "--dataset-dir {xor_unavailable}", ["actions.npy", "episode 1 slot 0", "unavailable"]),
+    ("inspo_matrix.py", "--dataset-dir {xor_unavailable}", ["xor_unavailable/actions.npy': episode 1 slot 0", "unavailable"]),
     ("inspo_matrix.py", "--dataset-dir {xor_empty}", ["xor_empty", "no transition"]),
     ("inspo_matrix.py", "--dataset-dir {xor_gap}", ["filled.npy", "episode 2"]),
     # inspo_bridge.py
@@ -199,7 +199,8 @@ ROWS = [
     ("inspo_bridge.py", "--dataset-dir {bridge_features}", ["8 features"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_empty}", ["bridge_empty", "no transition"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_filled_2}", ["filled.npy", "other than 0 and 1"]),
-    ("inspo_bridge.py", "--dataset-dir {bridge_unavailable}", ["episode 0 slot 2", "agent 1", "unavailable"]),
+    ("inspo_bridge.py", "--dataset-dir {bridge_unavailable}", ["bridge_unavailable/actions.npy': episode 0 slot 2", "agent 1",
+                                                             "unavailable"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_no_terminated}", ["has no terminated.npy"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_float_actions}", ["actions.npy", "dtype float32"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_three_agents}", ["obs.npy", "(3, 9, 3, 8)", "2 agents, 5 actions"]),
@@ -430,3 +431,17 @@ def test_check_args_accepts_exactly_each_flags_domain(script, tmp_path):
         for value, expected in ((0, True), (2**32 - 1, True), (-1, False), (2**32, False), (1.0, False)):
             ok, message = accepted(**{name: value})
             assert ok == expected and (ok or message.endswith("accepted: an integer in [0, 2**32)")), (name, value, message)
+
+
+def test_check_number_closes_or_opens_each_end_as_asked():
+    from envs import check_number
+    for low_open, high_open in ((False, False), (True, False), (False, True), (True, True)):
+        for value, inside in ((0, not low_open), (1, not high_open), (0.5, True), (-0.1, False), (1.1, False)):
+            try:
+                check_number("tau", value, 0, 1, low_open, high_open)
+                accepted = True
+            except InputError as error:
+                accepted = False
+                interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+                assert str(error) == f"--tau {value} is not accepted; accepted: a finite number in {interval}"
+            assert accepted == inside, (low_open, high_open, value)

@@ -163,3 +163,12 @@ def test_update_orders(module):
         assert order[0] == 1 and sorted(order) == [0, 1, 2, 3]
         rests.add(tuple(order[1:]))
     assert len(rests) > 1
+
+
+@pytest.mark.parametrize("module", [inspo_matrix, inspo_bridge, inspo_smac])
+def test_the_mlp_has_three_hidden_relu_layers(module):
+    """The critics', µ^-i's (and the matrix and Bridge policies') network: 3 ReLU layers (ALGORITHM.md, component 5; 256 wide by default)."""
+    net = module.mlp(7, 3, 16)
+    assert [type(layer) for layer in net] == [torch.nn.Linear, torch.nn.ReLU] * 3 + [torch.nn.Linear]
+    assert [(layer.in_features, layer.out_features) for layer in net if isinstance(layer, torch.nn.Linear)] == \
+        [(7, 16), (16, 16), (16, 16), (16, 3)]

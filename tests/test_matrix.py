@@ -8,8 +8,8 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import inspo_matrix
-from conftest import (alberdice_path, assert_hyperparameters, assert_summary_file, assert_one_line_error, assert_tracked, global_rngs_untouched,
-                      install_spies, run_script, steps, tensorboard_scalars, write_buffer)
+from conftest import (alberdice_path, assert_hyperparameters, assert_one_line_error, assert_summary_file, assert_tracked,
+                      global_rngs_untouched, record_calls, run_script, steps, tensorboard_scalars, write_buffer)
 from envs import InputError
 from envs.matrix import DATASETS, PAYOFFS, MatrixGameEnv, load_alberdice_xor, make_dataset
 
@@ -269,17 +269,10 @@ def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact, fake_wandb, mo
     """The curves a user opens: every scalar at every --eval-interval and at the end, the KL a divergence;
     --eval-episodes plays at each evaluation, --final-eval-episodes for BC and the end in both modes, and
     their numbers are what TensorBoard and the summary report."""
-    evaluations = []
-
-    def evaluate(game, probs, episodes, greedy, rng):
-        result = real["evaluate"](game, probs, episodes, greedy, rng)
-        evaluations.append(((episodes, greedy), result))
-        return result
-
-    real = install_spies(monkeypatch, inspo_matrix, evaluate)
+    evaluations = record_calls(monkeypatch, inspo_matrix, "evaluate")  # (game, probs, episodes, greedy, rng)
     summary = run(tmp_path, game="mne", dataset="imbalanced", exact=exact, num_updates=5, eval_interval=2, track=True,
                   wandb_project_name="p", wandb_entity="e", eval_episodes=7, final_eval_episodes=9)
-    assert [call for call, _ in evaluations] == [(9, True), (9, False), (7, True), (7, True), (7, True), (9, True), (9, False)]
+    assert [call[2:4] for call, _ in evaluations] == [(9, True), (9, False), (7, True), (7, True), (7, True), (9, True), (9, False)]
     results = [result for _, result in evaluations]
     assert [summary[k] for k in ("bc_return_greedy", "bc_return_stochastic")] == results[:2]
     assert [summary[k] for k in ("final_return_greedy", "final_return_stochastic")] == results[5:]

@@ -122,6 +122,12 @@ def test_card_numbers_match_the_arrays(cache):
         with open(path.removesuffix(".h5") + ".json") as f:
             assert json.load(f) == json.loads(json.dumps(card))  # the card beside the file is the one returned
         assert path == os.path.join(cache[0], "smac", f"2s3z_{name}_seed0_n{N}.h5")  # the layout docs/smac_datasets.md gives
+    assert smac_data.dataset_path("6h_vs_8z", "mixed", 3, "/c") == os.path.join("/c", "smac", "6h_vs_8z_mixed_seed3.h5")  # full size
+    # medium_replay: each replay checkpoint's share of the training run's episodes, rounded down, the remainder to the last
+    replay = smac_data.policy_manifest("2s3z")["replay"]
+    counts = [c["dataset_episodes"] for c in made["medium_replay"][1]["checkpoints"]]
+    shares = [c["episodes"] * N // sum(r["episodes"] for r in replay) for c in replay]
+    assert counts == shares[:-1] + [N - sum(shares[:-1])] and sum(counts) == N
 
 
 def test_default_episode_counts_are_cfcqls_and_mixed_needs_an_even_count(tmp_path):
