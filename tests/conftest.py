@@ -170,6 +170,15 @@ def steps(points: list[tuple[int, float]]) -> list[int]:
     return [step for step, _ in points]
 
 
+def install_fake_smac(monkeypatch, starcraft2env) -> None:
+    """For this test, `from smac.env import StarCraft2Env` (SMAC's source install) gives `starcraft2env`."""
+    import types
+    env_module = types.ModuleType("smac.env")
+    env_module.StarCraft2Env = starcraft2env
+    monkeypatch.setitem(sys.modules, "smac", types.ModuleType("smac"))
+    monkeypatch.setitem(sys.modules, "smac.env", env_module)
+
+
 def record_calls(monkeypatch, module, name: str) -> list[tuple[tuple, object]]:
     """Spy on module.name for this test: (positional arguments, result) of every call, in order."""
     calls, real = [], getattr(module, name)

@@ -7,6 +7,7 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
+from conftest import install_fake_smac
 from envs import InputError
 from envs.smac import (MAPS, SCRIPTED_POLICIES, SMACBatch, SMACParallelEnv, StarCraft2Env, make_env,
                        play_scripted, scripted_actions)
@@ -91,13 +92,8 @@ def test_a_won_battle_through_smacs_interface():
 
 def test_the_sc2_back_end_is_smacs_starcraft2env_with_the_map_and_seed(monkeypatch):
     """make_env(..., 'sc2') builds SMAC's own StarCraft2Env (here a stand-in module) for the map and seed asked."""
-    import sys
-    import types
     made = []
-    fake_env_module = types.ModuleType("smac.env")
-    fake_env_module.StarCraft2Env = lambda **kwargs: made.append(kwargs) or "the real game"
-    monkeypatch.setitem(sys.modules, "smac", types.ModuleType("smac"))
-    monkeypatch.setitem(sys.modules, "smac.env", fake_env_module)
+    install_fake_smac(monkeypatch, lambda **kwargs: made.append(kwargs) or "the real game")
     assert make_env("6h_vs_8z", "sc2", seed=7) == "the real game" and made == [{"map_name": "6h_vs_8z", "seed": 7}]
 
 def battle(map_name: str, keep_allies=(0,), keep_enemies=(0,)) -> SMACBatch:

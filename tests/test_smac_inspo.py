@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import inspo_smac
-from conftest import (assert_hyperparameters, assert_summary_file, assert_tracked, global_rngs_untouched, install_spies,
-                      record_calls, run_script, steps, tensorboard_scalars)
+from conftest import (assert_hyperparameters, assert_summary_file, assert_tracked, global_rngs_untouched, install_fake_smac,
+                      install_spies, record_calls, run_script, steps, tensorboard_scalars)
 from envs import InputError
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, load_h5, map_sizes, rollout
@@ -126,14 +126,8 @@ def test_sc2_evaluation_plays_smacs_interface_like_the_batched_simulator(monkeyp
     """--env-backend sc2 evaluates through SMAC's StarCraft2Env API one episode at a time; with the built-in
     simulator's twin of that API standing in for SMAC, one battle of a seed gives the batched evaluation's
     numbers exactly, greedy or sampled with the same generator."""
-    import sys
-    import types
-
     from envs.smac import StarCraft2Env
-    fake_env_module = types.ModuleType("smac.env")
-    fake_env_module.StarCraft2Env = StarCraft2Env
-    monkeypatch.setitem(sys.modules, "smac", types.ModuleType("smac"))
-    monkeypatch.setitem(sys.modules, "smac.env", fake_env_module)
+    install_fake_smac(monkeypatch, StarCraft2Env)
     with torch.random.fork_rng():
         torch.manual_seed(1)
         policies = [inspo_smac.RecurrentPolicy(80 + 11 + 5, 11, 16) for _ in range(5)]
