@@ -335,13 +335,12 @@ class BridgeEnv(ParallelEnv):
             raise InputError(f"step() needs a dict of one action for each of {self.agents}, got {actions!r}")
         joint = np.array([[actions[a] for a in self.possible_agents]])
         state, reward, terminated = self.core.step(joint)
-        truncated = not terminated[0] and self.core.t[0] >= self.core.horizon
         obs = self._obs(state[0])
         rewards = {a: float(reward[0]) for a in self.agents}
         terms = {a: bool(terminated[0]) for a in self.agents}
-        truncs = {a: bool(truncated) for a in self.agents}
+        truncs = {a: False for a in self.agents}  # the time limit makes every agent done (§5): a termination
         infos = {a: {} for a in self.agents}
-        if terminated[0] or truncated:
+        if terminated[0]:
             self.agents = []
         return obs, rewards, terms, truncs, infos
 

@@ -275,3 +275,13 @@ def test_cli_resume_from_a_different_configuration(tmp_path, cache):
     with pytest.raises(InputError, match="was written on cuda, this run is on cpu; accepted: the checkpoint's device \\(--cuda\\)"):
         inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=10, bc_updates=5, checkpoint_interval=5, resume=checkpoint))
     assert os.path.getmtime(checkpoint) == before
+
+
+def test_the_pettingzoo_episode_terminates_at_the_time_limit():
+    """§5: at the episode limit every agent becomes done, so the episode terminates (it is never truncated)."""
+    env = BridgeEnv()
+    env.reset()
+    for t in range(env.core.horizon):
+        _, rewards, terms, truncs, _ = env.step({a: 0 for a in env.agents})  # both stay put: never at a goal
+        assert all(terms.values()) == (t == env.core.horizon - 1) and not any(truncs.values()), t
+    assert env.agents == [] and rewards == {"agent_0": 0.0, "agent_1": 0.0}  # the step that ends it pays 0 (§4)

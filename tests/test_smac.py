@@ -268,6 +268,10 @@ def test_timeout_terminates_without_a_win():
     assert terminated and not info["battle_won"] and reward == 0.0
     assert env.get_stats() == {"battles_won": 0, "battles_game": 1, "battles_draw": 1, "win_rate": 0.0,
                                "timeouts": 1, "restarts": 0}
+    env.reset()
+    for _ in range(3):
+        env.step([1] * 5)
+    assert env.get_stats()["timeouts"] == env.get_stats()["battles_draw"] == env.get_stats()["battles_game"] == 2
     with pytest.raises(InputError, match="reset"):
         env.step([1] * 5)
 

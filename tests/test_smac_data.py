@@ -378,3 +378,14 @@ def test_code_version_is_this_checkouts_commit_from_any_directory(tmp_path, monk
 
     monkeypatch.setattr(subprocess, "run", no_git)
     assert code_version() == "unknown"
+
+
+def test_replay_rollouts_play_with_their_checkpoints_epsilon():
+    """medium_replay's episodes are ε-greedy with each checkpoint's ε: ε = 1 plays other actions than ε = 0
+    in the same battles (CFCQL's buffer held its exploring episodes)."""
+    from envs.smac_data import _rollouts, policy_manifest
+    medium = policy_manifest("2s3z")["medium"]
+    path = os.path.join(POLICY_DIR, "2s3z")
+    greedy, exploring = (next(_rollouts("2s3z", medium, path, 2, epsilon, 123, 1000)) for epsilon in (0.0, 1.0))
+    assert not np.array_equal(greedy["actions"][:, :5], exploring["actions"][:, :5])
+    assert np.array_equal(next(_rollouts("2s3z", medium, path, 2, 0.0, 123, 1000))["actions"], greedy["actions"])
