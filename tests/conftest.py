@@ -170,6 +170,17 @@ def steps(points: list[tuple[int, float]]) -> list[int]:
     return [step for step, _ in points]
 
 
+class LinearCritic:
+    """Q(s, ·) = s W for given weights W [state features, actions]: its values are known exactly."""
+
+    def __init__(self, weights):
+        import torch
+        self.w = torch.nn.Parameter(torch.as_tensor(weights, dtype=torch.float32))
+
+    def __call__(self, state):
+        return state @ self.w
+
+
 def install_fake_smac(monkeypatch, starcraft2env) -> None:
     """For this test, `from smac.env import StarCraft2Env` (SMAC's source install) gives `starcraft2env`."""
     import types

@@ -10,7 +10,7 @@ import torch
 import inspo_bridge
 import inspo_matrix
 import inspo_smac
-from conftest import install_spies, write_buffer
+from conftest import LinearCritic, install_spies, write_buffer
 
 
 def bridge_buffer(path):
@@ -117,17 +117,6 @@ class FixedPolicy(torch.nn.Module):
 
     def forward(self, obs, avail):
         return self.log_probs.expand(len(obs), -1)
-
-
-class LinearCritic(torch.nn.Module):
-    """Q(s, ·) = s W: values known exactly."""
-
-    def __init__(self, weights):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.tensor(weights))
-
-    def forward(self, state):
-        return state @ self.w
 
 
 @pytest.mark.parametrize("module", [inspo_matrix, inspo_bridge])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
-from conftest import install_spies
+from conftest import LinearCritic, install_spies
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, map_sizes, rollout
 
@@ -36,15 +36,9 @@ def hand_batch(done_at=None) -> dict:
     return batch
 
 
-class TableCritic(torch.nn.Module):
-    """Q(s, ·) = a fixed linear map of the state: its values are known exactly."""
-
-    def __init__(self, seed: int):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.randn(S, A, generator=torch.Generator().manual_seed(seed)))
-
-    def forward(self, state):
-        return state @ self.w
+def TableCritic(seed: int) -> LinearCritic:
+    """Q(s, ·) = a fixed random linear map of the state: its values are known exactly."""
+    return LinearCritic(torch.randn(S, A, generator=torch.Generator().manual_seed(seed)))
 
 
 ARGS = inspo_smac.Args(gamma=0.9, cql_alpha=0.0, weight_clip=100.0, batch_size=6)
