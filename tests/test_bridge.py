@@ -14,7 +14,7 @@ from conftest import (alberdice_path, assert_hyperparameters, assert_one_line_er
                       global_rngs_untouched, record_calls, run_script, steps, tensorboard_scalars)
 from envs import InputError
 from envs.alberdice import load_buffer
-from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, load_or_make, resolve_moves
+from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, format_card, load_or_make, resolve_moves
 
 STAY, UP, DOWN, RIGHT, LEFT = range(5)
 
@@ -182,7 +182,7 @@ def bridge_args(tmp_path, cache, **kwargs):
     return inspo_bridge.Args(**{**base, **kwargs})
 
 
-def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb, monkeypatch):
+def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb, monkeypatch, capsys):
     """History and TensorBoard scalars at every --eval-interval; the greedy figures are the argmax
     policies' (Bridge is deterministic, so they can be recomputed from the checkpoint); auto-α moves α;
     the best return is the best evaluation; --track starts one wandb run; the global RNGs are left alone.
@@ -193,8 +193,17 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb
         summary = inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=6, bc_updates=6, eval_interval=3,
                                                 eval_episodes=4, final_eval_episodes=8, checkpoint_interval=3,
                                                 autotune_alpha=True, alpha_lr=0.1, track=True, wandb_project_name="p",
-                                                wandb_entity="e"))
+                                                wandb_entity="e", progress=True))
     made = list(evaluations)  # the run's own (the greedy checks below evaluate again)
+    printed, progress = capsys.readouterr()  # the dataset it trained on, then the result a user reads; the bar on stderr
+    run_dir = os.path.join(tmp_path, os.listdir(tmp_path)[0])
+    assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "6/6 [" in progress
+    printed = printed.splitlines()
+    assert printed[0] == format_card(summary["card"]) and printed[-1] == f"summary: {run_dir}/summary.json"
+    assert printed[-2] == (f"bridge optimal ({summary['source']}): return {summary['final_return']:.4f} (stochastic, 8 episodes; "
+                           f"greedy {summary['final_return_greedy']:.4f}, stochastic {summary['final_return_stochastic']:.4f}; "
+                           f"best {summary['best_return']:.4f}), BC {summary['bc_return']:.4f}, optimum {summary['optimum']}, "
+                           f"{summary['wall_time_s']:.1f} s")
     assert_tracked(fake_wandb, os.path.join(tmp_path, os.listdir(tmp_path)[0]), "p", "e")
     assert [h[0] for h in summary["history"]] == [3, 6] and summary["num_updates"] == 6
     assert set(summary) == {"dataset", "source", "card", "eval_greedy", "final_return", "final_return_greedy",

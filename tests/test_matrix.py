@@ -223,13 +223,25 @@ def test_same_seed_same_numbers(tmp_path):
     assert first["joint_policy"] != other["joint_policy"]
 
 
-def test_summary_and_update_orders(tmp_path):
-    for order in ("random", "fixed", "semi-greedy"):
-        summary = run(tmp_path, game="mne", dataset="balanced", num_updates=30, update_order=order)
+def test_summary_and_update_orders(tmp_path, capsys):
+    for order, greedy in (("random", True), ("fixed", False), ("semi-greedy", True)):
+        summary = run(tmp_path, game="mne", dataset="balanced", num_updates=30, update_order=order, eval_greedy=greedy,
+                      sequential=order != "fixed", progress=order == "random")
+        printed, progress = capsys.readouterr()  # the result a user reads, the joint policy, the summary's path
+        run_name = os.path.basename(os.path.dirname(printed.splitlines()[-1]))
+        assert (f"{run_name[:40]}:   0%|" in progress and " 0/30 [" in progress) if order == "random" else progress == ""
+        printed = printed.splitlines()
+        assert printed[-1].startswith(f"summary: {tmp_path}") and json.load(open(printed[-1][len("summary: "):])) == summary
+        assert printed[-6:-1] == ["final joint policy:", *inspo_matrix.format_joint_policy("mne", *summary["policies"]).splitlines()]
+        assert printed[-7] == (f"mne generated:balanced (practical, {'simultaneous' if order == 'fixed' else 'sequential'}): "
+                               f"return {summary['final_return']:.2f} ({'greedy' if greedy else 'stochastic'}; "
+                               f"greedy {summary['final_return_greedy']:.2f}, stochastic {summary['final_return_stochastic']:.2f}), "
+                               f"BC {summary['bc_return']:.2f}, {summary['wall_time_s']:.1f} s")
         assert summary["num_updates"] == 30 and summary["args"]["update_order"] == order
         assert np.isclose(np.sum(summary["joint_policy"]), 1.0)
-        # BC's figures: the greedy ones of the exact game, and the reported one is the greedy one
-        assert summary["bc_return"] == summary["bc_return_greedy"]
+        # BC's figures: the reported one is that of --eval-greedy's mode
+        assert summary["bc_return"] == summary["bc_return_greedy" if greedy else "bc_return_stochastic"]
+        assert summary["final_return"] == summary["final_return_greedy" if greedy else "final_return_stochastic"]
         # the derived figures, in closed form from the summary's own policies
         joint = np.array(summary["joint_policy"])
         np.testing.assert_allclose(joint, np.outer(*summary["policies"]), rtol=1e-12)
@@ -242,6 +254,14 @@ def test_summary_and_update_orders(tmp_path):
             "final_return_stochastic", "expected_return", "bc_return", "bc_return_greedy", "bc_return_stochastic",
             "bc_expected_return", "joint_policy", "policies", "behaviour", "alpha", "beta", "wall_time_s", "num_updates",
             "args"}
+
+
+def test_the_joint_policy_table_is_the_papers_layout():
+    """Rows agent 1's actions, columns agent 2's, each cell π^1(a)·π^2(b) (Figures 3 and 5)."""
+    assert inspo_matrix.format_joint_policy("xor", np.array([1.0, 0.0]), np.array([0.25, 0.75])).splitlines() == [
+        "agent1\\agent2      A      B",
+        "            A  0.250  0.750",
+        "            B  0.000  0.000"]
 
 
 # --- the command line ------------------------------------------------------------------

@@ -147,6 +147,23 @@ def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
     assert lines[-2].startswith("dataset 2s3z medium: 4 episodes")
 
 
+def test_cli_defaults_and_help(capsys, monkeypatch):
+    """Without flags: 3s_vs_5z mixed, seed 0, CFCQL's episode count, the default cache (what the help says)."""
+    calls = []
+    monkeypatch.setattr(smac_data, "load_or_make", lambda *a: calls.append(a) or ("p.h5", {}))
+    monkeypatch.setattr(smac_data, "format_card", lambda card: "card")
+    monkeypatch.setattr(sys, "argv", ["envs/smac_data.py"])
+    exec(main_block("envs/smac_data.py"), smac_data.__dict__)
+    assert calls == [("3s_vs_5z", "mixed", 0, None, None)] and capsys.readouterr().out == "card\ndataset: p.h5\n"
+    monkeypatch.setattr(sys, "argv", ["envs/smac_data.py", "--help"])
+    with pytest.raises(SystemExit):
+        exec(main_block("envs/smac_data.py"), smac_data.__dict__)
+    text = " ".join(capsys.readouterr().out.split())
+    for fragment in (f"one of {', '.join(MAPS)}", f"one of {', '.join(DATASETS)}", "dataset seed (>= 0)",
+                     "episodes (default: CFCQL's count)", "default: $INSPO_CACHE or ~/.cache/inspo"):
+        assert fragment in text, fragment
+
+
 def test_a_dataset_is_written_beside_its_cache_file(tmp_path, monkeypatch):
     """The temporary file sits in the cache directory, so the final rename stays on one filesystem
     (atomic): with the system's temporary directory gone, generation still works."""

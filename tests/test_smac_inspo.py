@@ -13,7 +13,7 @@ from conftest import (assert_hyperparameters, assert_summary_file, assert_tracke
                       install_spies, record_calls, run_script, steps, tensorboard_scalars)
 from envs import InputError
 from envs.smac import SMACBatch
-from envs.smac_data import H5Writer, load_h5, map_sizes, rollout
+from envs.smac_data import H5Writer, format_card, load_h5, map_sizes, rollout
 
 TINY = dict(map="2s3z", dataset="medium", num_updates=6, bc_updates=30, batch_episodes=4, batch_size=64, hidden_dim=32,
             eval_interval=3, eval_episodes=4, final_eval_episodes=8, progress=False, checkpoint_interval=3)
@@ -137,7 +137,7 @@ def test_sc2_evaluation_plays_smacs_interface_like_the_batched_simulator(monkeyp
         assert sc2 == batched and batched[1] > 0, (seed, batched, sc2)
 
 
-def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_file, monkeypatch, fake_wandb):
+def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_file, monkeypatch, fake_wandb, capsys):
     """The TensorBoard scalars the issue names at every --eval-interval, a checkpoint at every
     --checkpoint-interval and at the end, the summary's fields, and the advantages reaching the
     semi-greedy order (without them it would always start with agent 0). Evaluations: BC and the final
@@ -160,7 +160,7 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     with global_rngs_untouched():  # every draw from the run's own generators
         summary = inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=5, eval_interval=2, checkpoint_interval=2,
                                             update_order="semi-greedy", cache_dir=str(not_a_dir), track=True,
-                                            wandb_entity="e"))
+                                            wandb_entity="e", progress=True))
     assert saved == [2, 4, 5]
     assert len(orders) == 5 and all(a is not None and len(a) == 5 for a in orders)
     run_dir = os.path.join(tmp_path, os.listdir(tmp_path)[0])
@@ -191,6 +191,13 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
                             "best_win_rate", "bc_win_rate", "bc_return", "history", "wall_time_s", "num_updates",
                             "args"}  # the issue's fields and the rest, none renamed or lost
     assert_summary_file(run_dir, summary)
+    printed, progress = capsys.readouterr()  # the dataset it trained on, then the result a user reads; the bar on stderr
+    assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "5/5 [" in progress
+    printed = printed.splitlines()
+    assert printed[0] == format_card(summary["card"]) and printed[-1] == f"summary: {os.path.join(run_dir, 'summary.json')}"
+    assert printed[-2] == (f"smac 2s3z medium: win rate {summary['final_win_rate']:.3f}, return {summary['final_return']:.2f} "
+                           f"(greedy, 8 battles; best {summary['best_win_rate']:.3f}), BC {summary['bc_win_rate']:.3f} "
+                           f"({summary['bc_return']:.2f}), {summary['wall_time_s']:.1f} s")
 
 
 @pytest.mark.slow
@@ -215,11 +222,12 @@ def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
 
 
 @pytest.mark.slow
-def test_same_seed_same_numbers_resume_continues_exactly_only_from_its_own_configuration(tmp_path, scripted_file):
+def test_same_seed_same_numbers_resume_continues_exactly_only_from_its_own_configuration(tmp_path, scripted_file, capsys):
     """A run of 6 iterations against the same seed stopped at iteration 3 (its checkpoint) and resumed
     to 6 in a new call: the same numbers (so also the same seed gives the same numbers: any draw not
-    taken from the seeded, checkpointed generators would part the two)."""
-    quick = dict(bc_updates=10)  # BC's recurrent unroll is most of a tiny run
+    taken from the seeded, checkpointed generators would part the two). Stochastic evaluation, so that
+    the evaluation's own generator must resume too."""
+    quick = dict(bc_updates=10, eval_greedy=False)  # BC's recurrent unroll is most of a tiny run
     straight = inspo_smac.main(tiny_args(tmp_path / "a", scripted_file, **quick))
     first = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, num_updates=3, **quick))
     run_dir = os.path.join(tmp_path / "c", os.listdir(tmp_path / "c")[0])
@@ -231,7 +239,11 @@ def test_same_seed_same_numbers_resume_continues_exactly_only_from_its_own_confi
     with pytest.raises(InputError, match="adds nothing"):  # nothing to add: the finished run stays as it was
         inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, num_updates=3, resume=checkpoint, **quick))
     assert open(os.path.join(run_dir, "summary.json")).read() == summary
+    capsys.readouterr()
     resumed = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, resume=checkpoint, **quick))
+    printed, progress = capsys.readouterr()
+    assert progress == ""  # --no-progress
+    assert f"resumed {os.path.basename(run_dir)} at iteration 3\n" in printed and "(stochastic, 8 battles; " in printed
     assert first["num_updates"] == 3
     assert [h[:3] for h in resumed["history"]] == [h[:3] for h in straight["history"]]  # (iteration, win rate, return)
     assert resumed["final_return"] == straight["final_return"]
