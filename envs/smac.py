@@ -553,8 +553,9 @@ def scripted_actions(battles: SMACBatch, policy: str, rng: np.random.Generator) 
     shoot = N_NO_ATTACK + np.where(in_range, score, np.inf).argmin(-1)
     actions = np.where(in_range.any(-1), shoot, walk(toward))
     if policy == "kite":
-        # while the weapon cools down (more than 4 loops left), step away from the enemies within 7,
-        # weighted by closeness, with a pull toward the map centre so that nobody is cornered
+        # while the weapon cools down (more than 4 loops left), step away from the enemies within 7 (the
+        # sum of the unit vectors away from each: rel / dist), with a pull toward the map centre so that
+        # nobody is cornered
         near = np.where(dist < 7.0, 1.0 / np.maximum(dist, 0.5), 0.0)
         away = -(rel * near[..., None]).sum(2)
         away /= np.maximum(np.linalg.norm(away, axis=-1, keepdims=True), 1e-9)

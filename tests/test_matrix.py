@@ -73,6 +73,22 @@ def test_generated_datasets_have_the_papers_proportions(game, dataset):
         assert not np.array_equal(make_dataset(game, dataset, seed=4)["actions"], data["actions"])
 
 
+@pytest.mark.parametrize("game,dataset", [(g, d) for g in DATASETS for d in DATASETS[g]])
+def test_other_sizes_round_by_largest_remainder(game, dataset):
+    """Each count is the proportion's floor or ceiling, the ceilings go to the largest remainders, and a
+    joint action of proportion 0 never appears (XOR b with 4 plays: 2, 1, 1 and never (B, B))."""
+    probs = DATASETS[game][dataset].ravel()
+    for num_plays in range(1, 30):
+        actions = make_dataset(game, dataset, seed=0, num_plays=num_plays)["actions"]
+        counts = np.bincount(actions[:, 0] * len(DATASETS[game][dataset]) + actions[:, 1], minlength=probs.size)
+        exact = probs * num_plays
+        assert counts.sum() == num_plays and ((counts == np.floor(exact)) | (counts == np.floor(exact) + 1)).all()
+        assert (counts[probs == 0] == 0).all(), (num_plays, counts)
+        rounded_up, rounded_down = exact[counts > np.floor(exact)] % 1, exact[counts == np.floor(exact)] % 1
+        assert not rounded_up.size or not rounded_down.size or rounded_up.min() >= rounded_down.max() - 1e-12, (num_plays, counts)
+    assert np.bincount(make_dataset("xor", "b", seed=0, num_plays=4)["actions"] @ [2, 1], minlength=4).tolist() == [2, 1, 1, 0]
+
+
 def test_xor_dataset_b_is_the_papers_figure_1b():
     actions = {tuple(a) for a in make_dataset("xor", "b", seed=0)["actions"].tolist()}
     assert actions == {(0, 0), (0, 1), (1, 0)}

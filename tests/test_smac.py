@@ -9,7 +9,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from conftest import install_fake_smac
 from envs import InputError
-from envs.smac import (MAPS, SCRIPTED_POLICIES, SMACBatch, SMACParallelEnv, StarCraft2Env, make_env,
+from envs.smac import (MAPS, N_NO_ATTACK, SCRIPTED_POLICIES, SMACBatch, SMACParallelEnv, StarCraft2Env, make_env,
                        play_scripted, scripted_actions)
 
 HAS_REAL_SMAC = importlib.util.find_spec("smac") is not None and importlib.util.find_spec("smac.env") is not None
@@ -259,6 +259,23 @@ def test_kiting_stalkers_beat_five_zealots_where_standing_ones_lose():
         assert low <= won.mean() <= high, (policy, won.mean())
 
 
+def test_a_kiting_stalker_steps_away_from_the_zealots_near_it_while_its_weapon_cools_down():
+    """Hand-placed: a stalker at the map's centre, two zealots 1 to its north, one 6 to its east, the
+    other two beyond 7. Cooling down, it steps along the sum of the unit vectors away from the three
+    (−1, −2)/√5 plus the pull to the centre (0 there): south. Ready to fire, it shoots the weakest in range."""
+    b = SMACBatch("3s_vs_5z", 1, seed=0)
+    b.reset()
+    nA = b.n_agents
+    b.x[0, 0], b.y[0, 0] = 16.0, 16.0
+    b.x[0, nA:], b.y[0, nA:] = [16.3, 15.7, 22.0, 30.0, 2.0], [17.0, 17.0, 16.0, 30.0, 2.0]
+    b.x[0, 1:nA], b.y[0, 1:nA] = 2.0, 30.0  # its teammates far away
+    b.hp[0, nA:] = [100.0, 100.0, 40.0, 100.0, 100.0]
+    b.cooldown[0, 0] = 10.0
+    assert scripted_actions(b, "kite", np.random.default_rng(0))[0, 0] == 3  # south
+    b.cooldown[0, 0] = 0.0
+    assert scripted_actions(b, "kite", np.random.default_rng(0))[0, 0] == N_NO_ATTACK + 2  # the zealot of 40 HP, 6 away
+
+
 def test_timeout_terminates_without_a_win():
     env = StarCraft2Env("2s3z", seed=0)
     env.reset()
@@ -361,6 +378,10 @@ def test_pettingzoo_ends_a_win_by_termination_a_timeout_by_truncation_and_stop_r
     after_twin = twin.step({a: 1 for a in twin.agents})[0]
     assert all(np.array_equal(after_stop[a]["observation"], after_twin[a]["observation"]) for a in after_stop)
     np.testing.assert_array_equal(stop.state(), twin.state())
+    stop.env._battle.y[0, 0] = 23.0  # agent 0 at the corridor's northern wall: north unavailable, stop available
+    assert stop.env.get_avail_actions()[0][1:6] == [1, 0, 1, 1, 1]
+    stop.step({a: 2 if a == "agent_0" else 1 for a in stop.agents})
+    assert (stop.env._battle.last_action[0, :5] == 1).all() and stop.env._battle.y[0, 0] == 23.0
     stop.env._battle.alive[0, 0] = False  # agent 0 dies: only the no-op is available to it
     stop.env._battle.hp[0, 0] = 0.0
     stop.step({a: 1 for a in stop.agents})

@@ -147,6 +147,13 @@ def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
     assert lines[-2].startswith("dataset 2s3z medium: 4 episodes")
 
 
+def test_a_scripted_expert_makes_its_dataset(tmp_path):
+    """3s_vs_5z's expert is the scripted kiting team (no QMIX file): its dataset is its battles, all won."""
+    path, card = load_or_make("3s_vs_5z", "expert", 0, str(tmp_path), episodes=4)
+    assert card["win_rate"] == 1.0 and card["episodes"] == 4 and [c.get("scripted") for c in card["checkpoints"]] == ["kite"]
+    assert card["how"] == "greedy rollouts (ε = 0) of the shipped expert scripted team (kite, envs.smac.scripted_actions) on the built-in simulator"
+
+
 def test_cli_defaults_and_help(capsys, monkeypatch):
     """Without flags: 3s_vs_5z mixed, seed 0, CFCQL's episode count, the default cache (what the help says)."""
     calls = []
@@ -243,6 +250,8 @@ def test_shipped_expert_beats_shipped_medium(map_name):
         out = rollout(battles, agent, 0.0, np.random.default_rng(0), scripted=scripted)
         results[name] = (out["won"].mean(), out["reward"].sum(1).mean())
     assert results["expert"] > results["medium"], results
+    for name in ("medium", "expert"):  # and each plays as its manifest says (320 other battles; 4 s.d. at p = 0.9)
+        assert abs(results[name][0] - manifest[name]["eval"]["win_rate"]) <= 0.15, (name, results, manifest[name]["eval"])
     assert manifest["replay"] and all(e["episodes"] > 0 and 0 <= e["epsilon"] <= 1 for e in manifest["replay"])
     for entry in [manifest["medium"], manifest["expert"], *manifest["replay"]]:
         if "file" in entry:
