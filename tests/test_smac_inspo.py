@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
+from benchmarks import smac_greedy
 from conftest import (assert_hyperparameters, assert_summary_file, assert_tracked, global_rngs_untouched, install_fake_smac,
                       install_spies, record_calls, run_script, steps, tensorboard_scalars)
 from envs import InputError
@@ -191,6 +192,10 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
                             "best_win_rate", "bc_win_rate", "bc_return", "history", "wall_time_s", "num_updates",
                             "args"}  # the fields and the rest, none renamed or lost
     assert_summary_file(run_dir, summary)
+    # benchmarks/smac_greedy.py replays a finished run's final evaluations from its checkpoint: the same numbers
+    row = smac_greedy.measure(run_dir, 8, perturb=False)
+    assert (row["pi_greedy"], row["mu_greedy"]) == (summary["final_win_rate"], summary["bc_win_rate"])
+    assert row["pi_decisions"] > 0 and 0 <= row["pi_below_0.05"] <= row["pi_below_0.1"] <= row["pi_below_0.2"] <= 1
     printed, progress = capsys.readouterr()  # the dataset it trained on, then the result a user reads; the bar on stderr
     assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "5/5 [" in progress
     printed = printed.splitlines()
