@@ -196,6 +196,14 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
     ]
     excluded = wall_time_exclusions(options.results_dir)
     verdicts = []
+
+    def per_seed(runs: list[dict], what: str) -> str:
+        """InSPO − BC of each seed, and whether that seed-by-seed difference has one sign."""
+        deltas = [s[f"final_{what}"] - s[f"bc_{what}"] for s in sorted(runs, key=lambda s: s["args"]["seed"])]
+        same_sign = all(x < 0 for x in deltas)
+        return (f" (per seed {', '.join(f'{x:+.2f}' for x in deltas)}: "
+                + ("below on every seed" if same_sign else "the sign differs between seeds, a difference within the "
+                   "seeds' spread rather than a systematic loss") + ")")
     for m in MAPS:
         for k, d in enumerate(DATASETS):
             runs = groups.get((m, d, "inspo"), [])
@@ -211,10 +219,11 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
                          f"({runs[0]['card']['return_mean']:.2f}) | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
                          + (f"{np.mean(times) / 60:.1f} min |" if times else "– |"))
             if gain < -0.005:
-                verdicts.append(f"- {m} {d}: InSPO's win rate below BC's by {-gain:.2f}.")
+                verdicts.append(f"- {m} {d}: InSPO's win rate below BC's by {-gain:.2f}{per_seed(runs, 'win_rate')}.")
             return_gain = np.mean([s["final_return"] for s in runs]) - np.mean([s["bc_return"] for s in runs])
             if return_gain < -0.01 and gain >= -0.005:
-                verdicts.append(f"- {m} {d}: same win rate, but InSPO's return below BC's by {-return_gain:.2f}.")
+                verdicts.append(f"- {m} {d}: same win rate, but InSPO's return below BC's by {-return_gain:.2f}"
+                                f"{per_seed(runs, 'return')}.")
     lines += ["", "InSPO ≥ BC (mean over seeds), in win rate and in return, in every measured cell." if not verdicts
               else "InSPO ≥ BC in win rate and return in every measured cell but:", *verdicts]
 
