@@ -227,6 +227,22 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
     lines += ["", "InSPO ≥ BC (mean over seeds), in win rate and in return, in every measured cell." if not verdicts
               else "InSPO ≥ BC in win rate and return in every measured cell but:", *verdicts]
 
+    lines += ["", "The paper's ordering (expert ≥ mixed > medium-replay and medium, win rate of InSPO) and the dataset of "
+              "the largest gain over BC, per map (only where all four datasets are measured):"]
+    for m in MAPS:
+        cells = {d: groups.get((m, d, "inspo"), []) for d in DATASETS}
+        if not all(cells.values()):
+            continue
+        win = {d: np.mean([s["final_win_rate"] for s in runs]) for d, runs in cells.items()}
+        gain = {d: win[d] - np.mean([s["bc_win_rate"] for s in runs]) for d, runs in cells.items()}
+        holds = [win["expert"] >= win["mixed"], win["mixed"] > win["medium_replay"], win["mixed"] > win["medium"]]
+        lines.append(f"- {m}: expert {win['expert']:.2f}, mixed {win['mixed']:.2f}, medium-replay {win['medium_replay']:.2f}, "
+                     f"medium {win['medium']:.2f}: " + ("the ordering holds" if all(holds) else "the ordering does not hold ("
+                     + ", ".join(text for ok, text in zip(holds, ("expert < mixed", "mixed ≤ medium-replay", "mixed ≤ medium"))
+                                 if not ok) + ")")
+                     + (f"; largest gain over BC on {max(gain, key=gain.get)} ({max(gain.values()):+.2f})" if max(gain.values()) > 0.005
+                        else "; no gain over BC in win rate on any dataset") + ".")
+
     lines += ["", "## Table 5: α on 6h_vs_8z mixed", "", "| α | ours InSPO | paper | seeds |", "|---|---|---|---|"]
     for label, variant in (("0.1", "alpha-0.1"), ("10", "alpha-10"), ("auto", "inspo")):
         runs = groups.get(("6h_vs_8z", "mixed", variant), [])
