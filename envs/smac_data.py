@@ -489,8 +489,9 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
         card = make_dataset(map_name, name, seed, tmp, episodes, policy_dir=policy_dir, cache_dir=cache_dir)
         card.update(summarise(episode_stats(_read(tmp, ("state", "reward", "filled")), map_sizes(map_name))))
         card["generation_time_s"] = time.time() - start
-        scripted = [c["scripted"] for c in card["checkpoints"] if "scripted" in c]  # 3s_vs_5z's expert (QMIX never won)
-        card["how"] = HOW[name].replace("QMIX checkpoint", f"scripted team ({scripted[0]}, envs.smac.scripted_actions)") if scripted else HOW[name]
+        card["how"] = HOW[name]
+        for scripted in {c["scripted"] for c in card["checkpoints"] if "scripted" in c}:  # 3s_vs_5z's expert: QMIX never won
+            card["how"] = card["how"].replace("QMIX checkpoint", f"scripted team ({scripted}, envs.smac.scripted_actions)")
         card["file_bytes"], card["sha256"] = os.path.getsize(tmp), _sha256(tmp)
         card["policy_sha256"] = policy_fingerprint(map_name, policy_dir)
         os.replace(tmp, path)

@@ -261,8 +261,9 @@ def test_kiting_stalkers_beat_five_zealots_where_standing_ones_lose():
 
 def test_a_kiting_stalker_steps_away_from_the_zealots_near_it_while_its_weapon_cools_down():
     """Hand-placed: a stalker at the map's centre, two zealots 1 to its north, one 6 to its east, the
-    other two beyond 7. Cooling down, it steps along the sum of the unit vectors away from the three
-    (−1, −2)/√5 plus the pull to the centre (0 there): south. Ready to fire, it shoots the weakest in range."""
+    other two beyond 7. Cooling down, it steps along the sum of the unit vectors away from the three,
+    about (−1, −1.9), plus the pull to the centre (0 there): south, where a move along the vectors
+    weighted by distance would go west. Ready to fire, it shoots the weakest in range."""
     b = SMACBatch("3s_vs_5z", 1, seed=0)
     b.reset()
     nA = b.n_agents
