@@ -148,7 +148,7 @@ ROWS = [
     # inspo_matrix.py
     ("inspo_matrix.py", "--game chess", ["'chess'", "xor, mne"]),
     ("inspo_matrix.py", "--game mne --dataset b", ["'b'", "balanced"]),
-    ("inspo_matrix.py", "--dataset d", ["'d'", "a, b, c"]),
+    ("inspo_matrix.py", "--dataset d", ["'d'", "accepted: a, b, c"]),
     ("inspo_matrix.py", "--dataset-dir /nonexistent/buffer", ["/nonexistent/buffer", "does not exist"]),
     ("inspo_matrix.py", "--game mne --dataset balanced --dataset-dir /tmp", ["--dataset-dir", "--game xor"]),
     ("inspo_matrix.py", "--alpha -1", ["--alpha -1", "[0, ∞)"]),
@@ -178,7 +178,7 @@ ROWS = [
     ("inspo_matrix.py", "--dataset-dir {xor_empty}", ["xor_empty", "no transition"]),
     ("inspo_matrix.py", "--dataset-dir {xor_gap}", ["filled.npy", "episode 2"]),
     # inspo_bridge.py
-    ("inspo_bridge.py", "--dataset expert", ["'expert'", "optimal, mixed"]),
+    ("inspo_bridge.py", "--dataset expert", ["'expert'", "accepted: optimal, mixed"]),
     ("inspo_bridge.py", "--alpha -1", ["--alpha -1"]),
     ("inspo_bridge.py", "--gamma 2", ["--gamma 2"]),
     ("inspo_bridge.py", "--tau 0", ["--tau 0", "(0, 1]"]),
@@ -206,8 +206,8 @@ ROWS = [
     ("inspo_bridge.py", "--dataset-dir {bridge_three_agents}", ["obs.npy", "(3, 9, 3, 8)", "2 agents, 5 actions"]),
     ("inspo_bridge.py", "--alpha 0 --beta-0 0", ["--alpha 0", "--beta-0 0", "α > 0 or β_0 > 0"]),
     # inspo_smac.py
-    ("inspo_smac.py", "--map 4m", ["'4m'", "2s3z"]),
-    ("inspo_smac.py", "--dataset good", ["'good'", "medium_replay"]),
+    ("inspo_smac.py", "--map 4m", ["'4m'", "accepted: 2s3z, 3s_vs_5z, 5m_vs_6m, 6h_vs_8z"]),
+    ("inspo_smac.py", "--dataset good", ["'good'", "accepted: medium, medium_replay, expert, mixed"]),
     ("inspo_smac.py", "--gamma 2", ["--gamma 2"]),
     ("inspo_smac.py", "--learning-rate 0", ["--learning-rate 0"]),
     ("inspo_smac.py", "--tau 0", ["--tau 0"]),

@@ -14,7 +14,8 @@ from conftest import (alberdice_path, assert_hyperparameters, assert_one_line_er
                       global_rngs_untouched, record_calls, run_script, steps, tensorboard_scalars)
 from envs import InputError
 from envs.alberdice import load_buffer
-from envs.bridge import OPTIMUM, BridgeCore, BridgeEnv, collect, format_card, load_or_make, resolve_moves
+from envs.bridge import (OPTIMUM, TRAIN_HORIZON, BridgeCore, BridgeEnv, collect, format_card, load_or_make, resolve_moves,
+                         transitions)
 
 STAY, UP, DOWN, RIGHT, LEFT = range(5)
 
@@ -138,6 +139,11 @@ def test_generated_mixed_is_random_then_optimal(cache):
     assert np.allclose(np.bincount(actions.ravel(), minlength=5) / actions.size, 0.2, atol=0.01)
     assert arrays["state"].shape == (1000, 51, 8)
     assert all(np.array_equal(arrays[k][500:], optimal[k]) for k in arrays)  # the optimal half, as released
+    # training sees each episode's first TRAIN_HORIZON = 20 steps (§5: collected with 50, evaluated with 20)
+    lengths = arrays["filled"][:, :, 0].sum(1) - 1
+    for horizon, cut in ((None, TRAIN_HORIZON), (5, 5)):
+        steps = transitions(arrays) if horizon is None else transitions(arrays, horizon=horizon)
+        assert len(steps["reward"]) == np.minimum(lengths, cut).sum() < lengths.sum()
 
 
 def test_corrupt_cache_is_rebuilt(cache, capsys):
