@@ -148,7 +148,7 @@ ROWS = [
     # inspo_matrix.py
     ("inspo_matrix.py", "--game chess", ["'chess'", "xor, mne"]),
     ("inspo_matrix.py", "--game mne --dataset b", ["'b'", "balanced"]),
-    ("inspo_matrix.py", "--dataset d", ["'d'", "accepted: a, b, c"]),
+    ("inspo_matrix.py", "--dataset d", ["'d'", "accepted for xor: a, b, c"]),
     ("inspo_matrix.py", "--dataset-dir /nonexistent/buffer", ["/nonexistent/buffer", "does not exist"]),
     ("inspo_matrix.py", "--game mne --dataset balanced --dataset-dir /tmp", ["--dataset-dir", "--game xor"]),
     ("inspo_matrix.py", "--alpha -1", ["--alpha -1", "[0, ∞)"]),
