@@ -17,6 +17,7 @@ runs/sweep/MAP/DATASET/VARIANT/seedN/). Runs on the CPU, one thread per process.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -60,11 +61,10 @@ def load_models(checkpoint: dict, key: str, in_dim: int, n_actions: int, hidden:
 
 def perturbed(models: list[torch.nn.Module], scale: float, generator: torch.Generator) -> list[torch.nn.Module]:
     """Copies of the models with every weight multiplied by (1 + scale · N(0, 1))."""
-    copies = []
-    for model in models:
-        copy = type(model)(model.fc1.in_features, model.fc2.out_features, model.fc1.out_features)
-        copy.load_state_dict({k: v * (1 + scale * torch.randn(v.shape, generator=generator)) for k, v in model.state_dict().items()})
-        copies.append(copy.eval())
+    copies = [copy.deepcopy(model) for model in models]
+    for model in copies:
+        for weights in model.state_dict().values():  # in place: the state dict's tensors are the parameters
+            weights.mul_(1 + scale * torch.randn(weights.shape, generator=generator))
     return copies
 
 
