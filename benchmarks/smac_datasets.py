@@ -152,12 +152,14 @@ def main(args: Args) -> None:
                      f"| {mean:.2f} ± {std:.2f} | {100 * (c['return_mean'] / mean - 1):+.0f} % | {c['mean_episode_length']:.1f} / {length} "
                      f"| {100 * (c['mean_episode_length'] / length - 1):+.0f} % | {c['win_rate']:.3f} | {c['process_wall_time_s']:.0f} "
                      f"| {c['peak_rss_mb']:.0f} |")
-    lines += ["", "## Behaviour policies (greedy, 320 battles never used in training)", "",
+    lines += ["", "## Behaviour policies (greedy unless an ε is given, 320 battles never used in training)", "",
               "| map | policy | run | env steps | win rate | return | mean length |", "|---|---|---|---|---|---|---|"]
     for map_name, m in manifests.items():
         for name in ("medium", "expert"):
             e = m[name]["eval"]
             run = m["expert_run"] if name == "expert" else m["source_run"]
+            if m[name].get("rollout_epsilon"):  # a scripted expert plays (and makes its dataset) ε-greedily
+                run += f" (ε = {m[name]['rollout_epsilon']})"
             steps = "—" if m[name]["t_env"] is None else f"{m[name]['t_env']:,}"
             lines.append(f"| {map_name} | {name} | {run} | {steps} | {e['win_rate']:.3f} | {e['return']:.2f} | "
                          f"{e['episode_length']:.1f} |")

@@ -135,19 +135,23 @@ def save_agent(agent: QMIXAgent, path: str) -> None:
 
 def epsilon_greedy(q: np.ndarray, avail: np.ndarray, epsilon, rng: np.random.Generator) -> np.ndarray:
     """argmax over the available actions; with probability ε (per battle, or one number) a uniform available action."""
-    greedy = np.where(avail == 1, q, -np.inf).argmax(-1)
+    return explore(np.where(avail == 1, q, -np.inf).argmax(-1), avail, epsilon, rng)
+
+
+def explore(greedy: np.ndarray, avail: np.ndarray, epsilon, rng: np.random.Generator) -> np.ndarray:
+    """The actions [B, nA], each replaced with probability ε (per battle, or one number) by a uniform available action."""
     if np.all(np.asarray(epsilon) == 0):
         return greedy
     uniform = (rng.random(avail.shape) * avail).argmax(-1)  # the largest of iid uniforms: a uniform pick
-    explore = rng.random(greedy.shape) < np.broadcast_to(np.asarray(epsilon, dtype=float).reshape(-1, 1), greedy.shape)
-    return np.where(explore, uniform, greedy)
+    replaced = rng.random(greedy.shape) < np.broadcast_to(np.asarray(epsilon, dtype=float).reshape(-1, 1), greedy.shape)
+    return np.where(replaced, uniform, greedy)
 
 
 @torch.no_grad()
 def rollout(battles: SMACBatch, agent: QMIXAgent | None, epsilon, rng: np.random.Generator, device="cpu",
             scripted: str | None = None) -> dict:
     """One episode in each battle (reset first), recorded in CFCQL's layout (§11.1): the agent
-    ε-greedy, or a scripted team of envs.smac (`scripted`, with agent None).
+    ε-greedy, or a scripted team of envs.smac (`scripted`, with agent None) with the same ε.
 
     Arrays [B, T, ...] with T = episode_limit + 1: time step t < L holds the obs, state and masks
     before action t, the action, reward r_t and `terminated` (1 at t = L−1, timeouts included);
@@ -168,7 +172,7 @@ def rollout(battles: SMACBatch, agent: QMIXAgent | None, epsilon, rng: np.random
             q, hidden = agent(agent.inputs(torch.as_tensor(obs, device=device)[:, None], last), hidden)
             actions = epsilon_greedy(q[:, 0].cpu().numpy(), avail, epsilon, rng)
         else:
-            actions = scripted_actions(battles, scripted, rng)
+            actions = explore(scripted_actions(battles, scripted, rng), avail, epsilon, rng)
         recording = running | (length == t)  # the battles still playing, and those at their terminal step
         for key, value in (("state", state), ("obs", obs), ("avail_actions", avail), ("actions", actions)):
             out[key][recording, t] = value[recording]
@@ -405,7 +409,10 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
     try:
         if name in ("medium", "expert"):
             checkpoints = [manifest[name]]
-            for arrays in _rollouts(map_name, manifest[name], policy_path, n, 0.0, base_seed, chunk):
+            # ε = 0 as CFCQL's test-mode runner, except where the manifest gives a rollout_epsilon: the scripted kite of
+            # 3s_vs_5z is deterministic, and greedily it would play one and the same episode 5000 times (docs/smac_datasets.md)
+            epsilon = manifest[name].get("rollout_epsilon", 0.0)
+            for arrays in _rollouts(map_name, manifest[name], policy_path, n, epsilon, base_seed, chunk):
                 writer.write(arrays)
         elif name == "medium_replay":
             replay = manifest["replay"]
@@ -490,8 +497,11 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
         card.update(summarise(episode_stats(_read(tmp, ("state", "reward", "filled")), map_sizes(map_name))))
         card["generation_time_s"] = time.time() - start
         card["how"] = HOW[name]
-        for scripted in {c["scripted"] for c in card["checkpoints"] if "scripted" in c}:  # 3s_vs_5z's expert: QMIX never won
-            card["how"] = card["how"].replace("QMIX checkpoint", f"scripted team ({scripted}, envs.smac.scripted_actions)")
+        for c in card["checkpoints"]:
+            if "scripted" in c:  # 3s_vs_5z's expert: QMIX never won
+                card["how"] = card["how"].replace("QMIX checkpoint", f"scripted team ({c['scripted']}, envs.smac.scripted_actions)")
+            if c.get("rollout_epsilon"):
+                card["how"] = card["how"].replace("greedy rollouts (ε = 0)", f"ε-greedy rollouts (ε = {c['rollout_epsilon']})")
         card["file_bytes"], card["sha256"] = os.path.getsize(tmp), _sha256(tmp)
         card["policy_sha256"] = policy_fingerprint(map_name, policy_dir)
         os.replace(tmp, path)

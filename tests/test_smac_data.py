@@ -148,10 +148,33 @@ def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
 
 
 def test_a_scripted_expert_makes_its_dataset(tmp_path):
-    """3s_vs_5z's expert is the scripted kiting team (no QMIX file): its dataset is its battles, all won."""
-    path, card = load_or_make("3s_vs_5z", "expert", 0, str(tmp_path), episodes=4)
-    assert card["win_rate"] == 1.0 and card["episodes"] == 4 and [c.get("scripted") for c in card["checkpoints"]] == ["kite"]
-    assert card["how"] == "greedy rollouts (ε = 0) of the shipped expert scripted team (kite, envs.smac.scripted_actions) on the built-in simulator"
+    """3s_vs_5z's expert is the scripted kiting team (no QMIX file) with the manifest's ε = 0.02: its
+    dataset is its battles, nearly all won, and no two alike (greedily every battle is the same one)."""
+    path, card = load_or_make("3s_vs_5z", "expert", 0, str(tmp_path), episodes=32)
+    assert card["episodes"] == 32 and [(c.get("scripted"), c.get("rollout_epsilon")) for c in card["checkpoints"]] == [("kite", 0.02)]
+    assert card["win_rate"] >= 0.9 and card["return_std"] > 0
+    assert card["how"] == "ε-greedy rollouts (ε = 0.02) of the shipped expert scripted team (kite, envs.smac.scripted_actions) on the built-in simulator"
+    actions = load_h5(path, "3s_vs_5z")["actions"]
+    assert len(np.unique(actions.reshape(len(actions), -1), axis=0)) == 32
+    greedy = rollout(SMACBatch("3s_vs_5z", 4, seed=3, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="kite")
+    assert (greedy["actions"] == greedy["actions"][:1]).all() and greedy["won"].all()
+
+
+def test_explore_replaces_actions_with_available_ones_at_rate_epsilon():
+    """ε = 0 keeps the actions; otherwise each is replaced with probability ε (one number, or one per
+    battle) by a uniform pick among its available actions."""
+    from envs.smac_data import explore
+    rng = np.random.default_rng(0)
+    avail = np.zeros((4000, 3, 5), np.int32)
+    avail[:, :, [0, 2, 3]] = 1
+    avail[:, 2] = [1, 0, 0, 0, 0]  # a dead agent: no-op only
+    greedy = np.zeros((4000, 3), np.int64)
+    assert np.array_equal(explore(greedy, avail, 0.0, rng), greedy)
+    out = explore(greedy, avail, np.where(np.arange(4000) < 2000, 0.0, 0.3), rng)
+    assert np.array_equal(out[:2000], greedy[:2000]) and (out[:, 2] == 0).all()
+    changed = out[2000:, :2] != 0  # a uniform pick among {0, 2, 3} keeps 0 a third of the time: rate 0.3 · 2/3
+    assert abs(changed.mean() - 0.2) < 0.02 and set(np.unique(out)) == {0, 2, 3}
+    assert abs((out[2000:, :2] == 2).mean() - 0.1) < 0.015
 
 
 def test_cli_defaults_and_help(capsys, monkeypatch):
@@ -247,7 +270,7 @@ def test_shipped_expert_beats_shipped_medium(map_name):
         battles = SMACBatch(map_name, 64, seed=7, auto_reset=False)
         scripted = manifest[name].get("scripted")  # a scripted expert where QMIX never learned to win (3s_vs_5z)
         agent = None if scripted else load_agent(os.path.join(POLICY_DIR, map_name, manifest[name]["file"]), map_name)
-        out = rollout(battles, agent, 0.0, np.random.default_rng(0), scripted=scripted)
+        out = rollout(battles, agent, manifest[name].get("rollout_epsilon", 0.0), np.random.default_rng(0), scripted=scripted)
         results[name] = (out["won"].mean(), out["reward"].sum(1).mean())
     assert results["expert"] > results["medium"], results
     for name in ("medium", "expert"):  # and each plays as its manifest says (320 other battles; 4 s.d. at p = 0.9)

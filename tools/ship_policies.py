@@ -43,6 +43,9 @@ class Args:
     """another run of the same map to take the expert from (default: --run-dir)"""
     expert_scripted: str | None = None
     """ship a scripted team of envs.smac (e.g. kite on 3s_vs_5z) as the expert, where QMIX never learned to win"""
+    expert_epsilon: float = 0.0
+    """ε of the scripted expert's rollouts (evaluation and dataset): a deterministic team on the simulator otherwise plays
+    one and the same episode in every battle (3s_vs_5z's kite: 0.02, docs/smac_datasets.md)"""
     eval_episodes: int = 320
     """greedy battles that rank the candidate snapshots"""
     candidates: int = 8
@@ -64,11 +67,12 @@ def snapshots(run_dir: str) -> list[dict]:
 
 
 def evaluate(row: dict, map_name: str, episodes: int) -> dict:
-    """Greedy win rate, return and length of one snapshot (or scripted team) over `episodes` fresh battles."""
+    """Win rate, return and length of one snapshot (or scripted team) over `episodes` fresh battles: greedy, or with
+    the row's rollout_epsilon (a scripted expert's)."""
     if "eval" not in row:
         battles = SMACBatch(map_name, episodes, seed=EVAL_SEED, auto_reset=False)
         agent = None if "scripted" in row else load_agent(row["path"], map_name)
-        out = rollout(battles, agent, 0.0, np.random.default_rng(0), scripted=row.get("scripted"))
+        out = rollout(battles, agent, row.get("rollout_epsilon", 0.0), np.random.default_rng(0), scripted=row.get("scripted"))
         row["eval"] = {"win_rate": float(out["won"].mean()), "return": float(out["reward"].sum(1).mean()),
                        "return_std": float(out["reward"].sum(1).std()), "episode_length": float(out["length"].mean()),
                        "episodes": episodes}
@@ -112,6 +116,8 @@ def describe(row: dict, file: str) -> dict:
 
 
 def main(args: Args) -> dict:
+    if not 0.0 <= args.expert_epsilon < 1.0 or (args.expert_epsilon and not args.expert_scripted):
+        raise InputError(f"--expert-epsilon {args.expert_epsilon} is not accepted; accepted: 0 <= ε < 1, with --expert-scripted")
     rows = snapshots(args.run_dir)
     map_name = rows[0]["map"]
     expert_rows = snapshots(args.expert_run_dir) if args.expert_run_dir else rows
@@ -119,7 +125,7 @@ def main(args: Args) -> dict:
         raise InputError(f"--expert-run-dir is a run on {expert_rows[0]['map']}, --run-dir on {map_name}")
     # expert: re-evaluate the best few snapshots of training, keep the best
     if args.expert_scripted:
-        expert = {"scripted": args.expert_scripted, "t_env": None}
+        expert = {"scripted": args.expert_scripted, "t_env": None, **({"rollout_epsilon": args.expert_epsilon} if args.expert_epsilon else {})}
         evaluate(expert, map_name, args.eval_episodes)
     else:
         ranked = sorted(expert_rows, key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True)[:args.candidates]
@@ -160,8 +166,8 @@ def main(args: Args) -> dict:
         os.path.basename(os.path.normpath(args.expert_run_dir or args.run_dir)),
         "trainer_args": trainer_args, "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
         "cfcql_medium_return": target, "eval_episodes": args.eval_episodes,
-        "expert": describe(expert, "expert.pt") if "path" in expert else {"scripted": expert["scripted"], "t_env": None,
-                                                                           "eval": expert["eval"]},
+        "expert": describe(expert, "expert.pt") if "path" in expert else {k: expert[k] for k in ("scripted", "rollout_epsilon", "t_env", "eval")
+                                                                           if k in expert},
         "medium": describe(medium, "medium.pt"),
         "replay": entries, "replay_episodes": sum(e["episodes"] for e in entries),
         "curve": curve(rows),
