@@ -397,6 +397,13 @@ def test_bad_names_checkpoints_and_directories(tmp_path):
     blocker.write_text("")
     with pytest.raises(InputError, match="cannot be written"):
         load_or_make("2s3z", "medium", 0, str(blocker), episodes=2)
+    from tools import ship_policies  # a scripted expert's ε: below 1, and only for a scripted expert
+    for flags in ({"expert_epsilon": 0.02}, {"expert_epsilon": 1.0, "expert_scripted": "kite"},
+                  {"expert_epsilon": -0.1, "expert_scripted": "kite"}):
+        with pytest.raises(InputError, match=f"--expert-epsilon {flags['expert_epsilon']} is not accepted; accepted: 0 <= ε < 1"):
+            ship_policies.main(ship_policies.Args(run_dir=str(tmp_path), **flags))
+    with pytest.raises(InputError, match="holds no snapshots"):  # accepted: on to the run directory
+        ship_policies.main(ship_policies.Args(run_dir=str(tmp_path), expert_epsilon=0.02, expert_scripted="kite"))
 
 
 def test_cli_bad_inputs(tmp_path, capsys, monkeypatch):
