@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import inspo_smac
-from benchmarks import smac_greedy
+from benchmarks import smac_agreement, smac_greedy
 from conftest import (assert_hyperparameters, assert_summary_file, assert_tracked, global_rngs_untouched, install_fake_smac,
                       install_spies, record_calls, run_script, steps, tensorboard_scalars)
 from envs import InputError
@@ -196,6 +196,13 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     row = smac_greedy.measure(run_dir, 8, perturb=False)
     assert (row["pi_greedy"], row["mu_greedy"]) == (summary["final_win_rate"], summary["bc_win_rate"])
     assert row["pi_decisions"] > 0 and 0 <= row["pi_below_0.05"] <= row["pi_below_0.1"] <= row["pi_below_0.2"] <= 1
+    # benchmarks/smac_agreement.py counts every decision of the run's data (an agent with 2+ actions, t < L)
+    [agree] = smac_agreement.measure(run_dir)
+    arrays = load_h5(summary["args"]["dataset_file"], "2s3z")
+    before_end = arrays["filled"].reshape(len(arrays["filled"]), -1)[:, 1:] == 1  # t < L: step t + 1 is filled
+    assert agree["part"] == "all" and agree["decisions"] == int(((arrays["avail_actions"][:, :-1].sum(-1) >= 2) & before_end[..., None]).sum())
+    assert all(0 <= agree[m] <= 1 for m in smac_agreement.MODELS) and agree["kl"] >= -1e-6 and agree["alpha"] > 0
+    assert agree["pi_all_right"] <= agree["pi"] and agree["final_win_rate"] == summary["final_win_rate"]
     printed, progress = capsys.readouterr()  # the dataset it trained on, then the result a user reads; the bar on stderr
     assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "5/5 [" in progress
     printed = printed.splitlines()
