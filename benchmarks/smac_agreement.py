@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import inspo_smac  # noqa: E402  (after the sys.path line)
+from benchmarks.smac_greedy import load_models  # noqa: E402
 from envs.smac_data import map_sizes  # noqa: E402
 
 MODELS = ("pi", "mu", "q", "target")
@@ -46,14 +47,12 @@ def load(run_dir: str):
     checkpoint = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=False)
     sizes = map_sizes(args.map)
     in_dim = sizes["obs_shape"] + sizes["n_actions"] + sizes["n_agents"]
-    models = {}
-    for key in ("policies", "behaviours"):
-        models[key] = [inspo_smac.RecurrentPolicy(in_dim, sizes["n_actions"], args.rnn_hidden) for _ in checkpoint[key]]
-    models["critics"] = [inspo_smac.Critic(sizes["state_shape"], sizes["n_actions"], args.hidden_dim) for _ in checkpoint["critics"]]
-    for key, items in models.items():
-        for model, weights in zip(items, checkpoint[key]):
-            model.load_state_dict(weights)
-            model.eval()
+    models = {key: load_models(checkpoint, key, in_dim, sizes["n_actions"], args.rnn_hidden) for key in ("policies", "behaviours")}
+    models["critics"] = []
+    for weights in checkpoint["critics"]:
+        critic = inspo_smac.Critic(sizes["state_shape"], sizes["n_actions"], args.hidden_dim)
+        critic.load_state_dict(weights)
+        models["critics"].append(critic.eval())
     return summary, args, models, checkpoint["alpha"]
 
 
