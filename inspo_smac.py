@@ -536,7 +536,8 @@ def main(args: Args) -> dict:
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
     writer = SummaryWriter(run_dir)
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
-    start = time.time()
+    # a resumed run's clock goes on from its checkpoint, so wall_time_s is the run's cost however many sittings it took
+    start = time.time() - (checkpoint["elapsed_s"] if checkpoint else 0.0)
 
     # Initial weights come from torch's global RNG (nn.Module's initialisers): seeded from --seed inside a fork,
     # so the caller's RNG state is left as it was.
@@ -594,7 +595,7 @@ def main(args: Args) -> dict:
                 "log_alpha": log_alpha.detach().clone(), "alpha_optimiser": alpha_optimiser.state_dict(),
                 "alpha": alpha, "beta": beta, "history": history, "best_win_rate": best_win_rate,
                 "bc_win_rate": bc_win_rate, "bc_return": bc_return,
-                "device": device.type, "generator": generator.get_state(),
+                "device": device.type, "elapsed_s": time.time() - start, "generator": generator.get_state(),
                 "eval_generator": eval_generator.get_state(), "np_rng": np_rng.bit_generator.state}
 
     for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):

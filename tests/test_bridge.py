@@ -258,6 +258,9 @@ def test_resume_continues_exactly(tmp_path, cache):
     first = inspo_bridge.main(bridge_args(tmp_path / "b", cache, num_updates=20, checkpoint_interval=20,
                                           eval_interval=20, bc_updates=20))
     run_dir = os.path.join(str(tmp_path / "b"), os.listdir(tmp_path / "b")[0])
+    state = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)
+    state["elapsed_s"] += 1e6  # the clock goes on from the checkpoint's: the first sitting counts (wall_time_s)
+    torch.save(state, os.path.join(run_dir, "checkpoint.pt"))
     resumed = inspo_bridge.main(bridge_args(tmp_path / "b", cache, num_updates=40, checkpoint_interval=20, eval_interval=20,
                                             bc_updates=20, resume=os.path.join(run_dir, "checkpoint.pt")))
     a = torch.load(os.path.join(tmp_path / "a", os.listdir(tmp_path / "a")[0], "checkpoint.pt"), weights_only=False)
@@ -266,6 +269,7 @@ def test_resume_continues_exactly(tmp_path, cache):
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert [h[1] for h in resumed["history"]] == [h[1] for h in straight["history"]]
     assert resumed["final_return_stochastic"] == straight["final_return_stochastic"] and first["num_updates"] == 20
+    assert min(h[2] for h in resumed["history"][len(first["history"]):]) > 1e6 and resumed["wall_time_s"] > 1e6
 
 
 # --- bad input -------------------------------------------------------------------------

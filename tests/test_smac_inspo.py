@@ -251,8 +251,13 @@ def test_same_seed_same_numbers_resume_continues_exactly_only_from_its_own_confi
     with pytest.raises(InputError, match="adds nothing"):  # nothing to add: the finished run stays as it was
         inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, num_updates=3, resume=checkpoint, **quick))
     assert open(os.path.join(run_dir, "summary.json")).read() == summary
+    # the clock goes on from the checkpoint's: a resumed run's times include its first sitting (Table 7)
+    state = torch.load(checkpoint, weights_only=False)
+    state["elapsed_s"] += 1e6
+    torch.save(state, checkpoint)
     capsys.readouterr()
     resumed = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, resume=checkpoint, **quick))
+    assert min(h[3] for h in resumed["history"][len(first["history"]):]) > 1e6 and resumed["wall_time_s"] > 1e6
     printed, progress = capsys.readouterr()
     assert progress == ""  # --no-progress
     assert f"resumed {os.path.basename(run_dir)} at iteration 3\n" in printed and "(stochastic, 8 battles; " in printed
