@@ -281,6 +281,23 @@ def test_shipped_expert_beats_shipped_medium(map_name):
             assert os.path.getsize(os.path.join(POLICY_DIR, map_name, entry["file"])) < 300_000
 
 
+def test_smac_clash_plays_a_shipped_policy_as_the_dataset_maker_does():
+    """benchmarks/smac_clash.py's greedy play matches envs.smac_data.rollout on the same battles, and
+    its trace starts from the map's spawn: full health, every enemy still on its attack-move, no attack."""
+    from benchmarks import smac_clash
+    agent = load_agent(os.path.join(POLICY_DIR, "5m_vs_6m", "expert.pt"), "5m_vs_6m")
+    trace = []
+    got = smac_clash.play("5m_vs_6m", agent, 4, trace=trace)
+    ref = rollout(SMACBatch("5m_vs_6m", 4, seed=smac_clash.SEED), agent, 0.0, np.random.default_rng(0))
+    assert (got["win_rate"], got["length"]) == (ref["won"].mean(), ref["length"].mean())
+    assert got["return"] == pytest.approx(ref["reward"].sum(1).mean(), rel=1e-5)
+    start = trace[0]
+    assert (start["t"], start["running"], start["allies"], start["enemies"], start["ally_health"], start["enemy_health"],
+            start["idle_enemies"], start["attacking"]) == (0, 4, 5, 6, 5 * 45, 6 * 45, 6, 0)
+    assert [row["t"] for row in trace[:-1]] == list(range(0, smac_clash.TRACE_EVERY * (len(trace) - 1), smac_clash.TRACE_EVERY))
+    assert all(row["running"] == (ref["length"] > row["t"]).sum() for row in trace)
+
+
 # ---------------------------------------------------------------------------------------
 # The QMIX trainer
 # ---------------------------------------------------------------------------------------
