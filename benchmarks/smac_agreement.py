@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import inspo_smac  # noqa: E402  (after the sys.path line)
-from benchmarks.smac_greedy import load_models  # noqa: E402
+from benchmarks.smac_greedy import load_models, write_report  # noqa: E402
 from envs.smac_data import map_sizes  # noqa: E402
 
 MODELS = ("pi", "mu", "q", "target")
@@ -114,12 +114,7 @@ def main() -> None:
     options = parser.parse_args()
     torch.set_num_threads(1)
     rows = [row for run in options.runs for row in measure(run)]
-    with open(options.out + ".tmp", "w") as f:
-        f.write(report(rows))
-    os.replace(options.out + ".tmp", options.out)
-    with open(os.path.splitext(options.out)[0] + ".json.tmp", "w") as f:
-        json.dump(rows, f, indent=1)
-    os.replace(os.path.splitext(options.out)[0] + ".json.tmp", os.path.splitext(options.out)[0] + ".json")
+    write_report(options.out, report(rows), rows)
     print(report(rows))
 
 

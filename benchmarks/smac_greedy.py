@@ -119,6 +119,15 @@ def report(rows: list[dict], episodes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_report(out: str, text: str, rows: list[dict]) -> None:
+    """The markdown at `out` and the rows beside it as JSON (same name, .json), each written whole, then renamed."""
+    rows_path = os.path.splitext(out)[0] + ".json"
+    for path, write in ((out, lambda f: f.write(text)), (rows_path, lambda f: json.dump(rows, f, indent=1))):
+        with open(path + ".tmp", "w") as f:
+            write(f)
+        os.replace(path + ".tmp", path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories with checkpoint.pt and summary.json")
@@ -134,13 +143,7 @@ def main() -> None:
                 sys.exit(f"error: {run!r} has no {name}; accepted: a finished run directory of benchmarks/smac.py")
         rows.append(measure(run, options.episodes, run in options.perturb))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "run"}), flush=True)
-    text = report(rows, options.episodes)
-    with open(options.out + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(options.out + ".tmp", options.out)
-    with open(os.path.splitext(options.out)[0] + ".json.tmp", "w") as f:
-        json.dump(rows, f, indent=1)
-    os.replace(os.path.splitext(options.out)[0] + ".json.tmp", os.path.splitext(options.out)[0] + ".json")
+    write_report(options.out, report(rows, options.episodes), rows)
     print(f"wrote {options.out}")
 
 
