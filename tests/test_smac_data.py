@@ -349,6 +349,83 @@ def test_qmix_resumes_exactly(tmp_path, capsys):
         assert all(torch.equal(sx[k], sy[k]) for k in sx)
 
 
+def test_carry_keeps_the_best_the_newest_and_the_episodes_before_them():
+    from tools.carry_run import kept_snapshots
+    wins = [0.0, 0.1, 0.0, 0.9, 0.2, 0.0, 0.0]
+    rows = [{"test_win_rate": w, "test_return": 1.0, "episodes_since_previous": 10} for w in wins]
+    assert kept_snapshots(rows, 1, 1, 0) == {3, 6}
+    assert kept_snapshots(rows, 2, 0, 0) == {3, 4}
+    # 25 episodes before snapshot 3: snapshots 2, 1 and 0 played the 10 + 10 + 10 before it
+    assert kept_snapshots(rows, 1, 0, 25) == {0, 1, 2, 3}
+    assert kept_snapshots(rows, 1, 0, 10) == {2, 3}
+    assert kept_snapshots(rows, 0, 0, 10) == set()
+    rows[3]["weights"] = rows[2]["weights"] = False  # a run carried before: only weights it still has are kept
+    assert kept_snapshots(rows, 1, 1, 25) == {1, 4, 5, 6}  # best 4 (0.2) and newest 6, and the episodes before each
+
+
+def fake_run(path, evals: list[tuple[float, float]], weights: set[int]) -> None:
+    """A run directory of 2s3z snapshots every 1000 env steps, 800 episodes apart, whose greedy evaluations
+    (win rate, return) are written in (tools/ship_policies.py reads a snapshot's "eval" instead of playing);
+    only the snapshots in `weights` have weight files."""
+    os.makedirs(path / "snapshots")
+    for k, (win, ret) in enumerate(evals):
+        row = {"map": "2s3z", "t_env": 1000 * k, "episodes": 800 * k, "updates": k, "epsilon": 0.05, "test_win_rate": win,
+               "test_return": ret, "test_episode_length": 50.0, "episodes_since_previous": 800 * (k > 0),
+               "mean_epsilon_since_previous": 0.05, "wall_time_s": k, "args": {"map": "2s3z"},
+               "eval": {"win_rate": win, "return": ret}}
+        with open(path / "snapshots" / f"agent_{1000 * k:010d}.json", "w") as f:
+            json.dump(row, f)
+        if k in weights:
+            (path / "snapshots" / f"agent_{1000 * k:010d}.pt").write_bytes(bytes([k]))
+
+
+def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
+    from tools import ship_policies
+    evals = [(0.0, 3.0), (0.0, 8.0), (0.0, 11.0), (0.1, 13.0), (0.5, 16.0), (0.9, 19.0), (1.0, 20.0)]
+    ship = dict(policy_dir=str(tmp_path / "policies"), eval_episodes=8, candidates=3)
+    fake_run(tmp_path / "full", evals, set(range(7)))
+    manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "full"), **ship))
+    # expert: the best of the 3 best tests; medium: return nearest CFCQL's 12.76 before it; replay: the 1976
+    # episodes before the medium, played by snapshots 0, 1 (800 each) and 2 (376)
+    assert (manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == (6000, 3000)
+    assert [(e["t_env"], e["episodes"]) for e in manifest["replay"]] == [(0, 376), (1000, 800), (2000, 800)]
+    shipped = tmp_path / "policies" / "2s3z"
+    assert (shipped / "expert.pt").read_bytes() == bytes([6]) and (shipped / "medium.pt").read_bytes() == bytes([3])
+    # a carried run without the weights of snapshots 6 and 3: the next best expert and medium (their windows held)
+    fake_run(tmp_path / "carried", evals, {0, 1, 2, 4, 5})
+    manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "carried"), **ship))
+    assert (manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == (5000, 2000)
+    fake_run(tmp_path / "lost", evals, {3, 6})  # the medium-replay window's weights are gone
+    with pytest.raises(InputError, match="--keep-episodes 1976"):
+        ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lost"), **ship))
+
+
+@pytest.mark.slow
+def test_a_carried_run_resumes_without_its_buffer(tmp_path, capsys):
+    from tools import carry_run
+    small = [*QMIX, "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
+             "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]
+    qmix(*small, "--total-env-steps", "3200", "--runs-dir", str(tmp_path / "a"))
+    run = tmp_path / "a" / "2s3z_seed0"
+    summary = carry_run.main(carry_run.Args(str(run), str(tmp_path / "carried" / "2s3z_seed0"), keep_best=1, keep_last=1))
+    carried = tmp_path / "carried" / "2s3z_seed0"
+    with open(run / "latest.json") as f:
+        t_checkpoint = json.load(f)["t_env"]
+    assert summary["t_env"] == t_checkpoint
+    assert not glob.glob(str(carried / "buffer_*"))  # the buffer stays behind
+    jsons, weights = glob.glob(str(carried / "snapshots" / "*.json")), glob.glob(str(carried / "snapshots" / "*.pt"))
+    assert len(jsons) == summary["snapshots"] == sum(int(os.path.basename(p)[6:16]) <= t_checkpoint
+                                                     for p in glob.glob(str(run / "snapshots" / "*.json")))
+    assert 1 <= len(weights) == summary["weights"] <= 2
+    capsys.readouterr()
+    out = qmix(*small, "--total-env-steps", "4500", "--runs-dir", str(tmp_path / "carried"), "--resume")
+    assert "empty replay buffer" in capsys.readouterr().out
+    assert out["t_env"] >= 4500 and out["history"][0]["t_env"] == 0  # the run's history goes on
+    carry_run.main(carry_run.Args(str(carried), str(carried)[:-1] + "X"))  # a carried run carries again
+    with pytest.raises(InputError, match="no readable checkpoint"):
+        carry_run.main(carry_run.Args(str(tmp_path), str(tmp_path / "out")))
+
+
 # ---------------------------------------------------------------------------------------
 # Bad inputs
 # ---------------------------------------------------------------------------------------

@@ -59,8 +59,8 @@ class Args:
 def snapshots(run_dir: str) -> list[dict]:
     rows = []
     for path in sorted(glob.glob(os.path.join(run_dir, "snapshots", "agent_*.json"))):
-        with open(path) as f:
-            rows.append({**json.load(f), "path": path[:-5] + ".pt"})
+        with open(path) as f:  # a carried run (tools/carry_run.py) keeps some snapshots' weights only
+            rows.append({**json.load(f), "path": path[:-5] + ".pt", "weights": os.path.exists(path[:-5] + ".pt")})
     if not rows:
         raise InputError(f"{run_dir!r} holds no snapshots (snapshots/agent_*.json)")
     return rows
@@ -128,12 +128,12 @@ def main(args: Args) -> dict:
         expert = {"scripted": args.expert_scripted, "t_env": None, **({"rollout_epsilon": args.expert_epsilon} if args.expert_epsilon else {})}
         evaluate(expert, map_name, args.eval_episodes)
     else:
-        ranked = sorted(expert_rows, key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True)[:args.candidates]
+        ranked = sorted([r for r in expert_rows if r["weights"]], key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True)[:args.candidates]
         expert = max(ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes)["win_rate"], r["eval"]["return"]))
     # medium: the snapshot whose return is nearest CFCQL's medium return, before the expert (same run) and below it
     target = CFCQL_CARDS[(map_name, "medium")][0]
     limit = expert["t_env"] if expert_rows is rows and expert["t_env"] is not None else float("inf")
-    before = [r for r in rows if 0 < r["t_env"] < limit]
+    before = [r for r in rows if 0 < r["t_env"] < limit and r["weights"]]
     near = sorted(before, key=lambda r: abs(r["test_return"] - target))[:args.candidates]
     for r in near:
         evaluate(r, map_name, args.eval_episodes)
@@ -145,6 +145,10 @@ def main(args: Args) -> dict:
     medium = min(below, key=lambda r: abs(r["eval"]["return"] - target))
     n_replay = cfcql_episodes(map_name, "medium_replay")
     replay = replay_window(rows, rows.index(medium), n_replay, args.max_replay_checkpoints)
+    missing = [item["row"]["path"] for item in replay if not item["row"]["weights"]]
+    if missing:
+        raise InputError(f"the medium-replay window needs weights the run does not hold ({missing[0]} and {len(missing) - 1} more); "
+                         f"carry the run with --keep-episodes {n_replay}")
 
     out_dir = os.path.join(args.policy_dir, map_name)
     tmp = out_dir + ".tmp"

@@ -1,0 +1,107 @@
+# docs: docs/smac_datasets.md ("Continuing the QMIX runs")
+"""Carry a tools/qmix_smac.py run to another session or machine: small enough to commit.
+
+A run's directory holds its replay buffer (about 1 GB on 3s_vs_5z) and a snapshot every 20k env
+steps (131 kB each, hundreds of them). This tool copies what continuing and shipping need:
+  * the newest training state (networks, optimiser, counters, random streams, the test history)
+    and latest.json, without the buffer: `--resume` then continues from the networks with an
+    empty buffer and says so (not bit-exact, but the same run);
+  * every snapshot's JSON (the training curve, and the episode counts medium_replay is rebuilt from);
+  * the weights of the --keep-best snapshots with the best greedy tests (the expert candidates of
+    tools/ship_policies.py), of the --keep-last newest ones, and of the snapshots that played the
+    --keep-episodes training episodes before each kept one (what a medium-replay window needs).
+
+    python tools/carry_run.py runs/qmix/5m_vs_6m_seed2 tools/qmix_runs/5m_vs_6m_seed2
+    cp -r tools/qmix_runs/5m_vs_6m_seed2 runs/qmix/ && python tools/qmix_smac.py --map 5m_vs_6m --seed 2 \
+        --total-env-steps 10000000 --resume
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+
+import tyro
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from envs import InputError  # noqa: E402
+
+
+@dataclass
+class Args:
+    run_dir: str
+    """the run to carry (runs/qmix/<map>_seed<seed>)"""
+    out_dir: str
+    """where to write the carried run (replaced whole, atomically)"""
+    keep_best: int = 8
+    """keep the weights of this many snapshots with the best greedy test (win rate, then return)"""
+    keep_last: int = 1
+    """keep the weights of this many newest snapshots"""
+    keep_episodes: int = 0
+    """also keep the snapshots that played this many training episodes before each kept one (5000: a medium-replay window)"""
+
+
+def kept_snapshots(rows: list[dict], keep_best: int, keep_last: int, keep_episodes: int) -> set[int]:
+    """Indices (in t_env order) of the snapshots whose weights are kept; a row with "weights": False (a run
+    carried before) has none to keep."""
+    have = [i for i, r in enumerate(rows) if r.get("weights", True)]
+    ranked = sorted(have, key=lambda i: (rows[i]["test_win_rate"], rows[i]["test_return"]), reverse=True)
+    kept = set(ranked[:keep_best]) | set(have[max(len(have) - keep_last, 0):])
+    for i in sorted(kept):
+        # snapshot k's weights played the episodes counted by snapshot k+1 (tools/ship_policies.py, replay_window)
+        remaining, k = keep_episodes, i - 1
+        while remaining > 0 and k >= 0:
+            if rows[k].get("weights", True):
+                kept.add(k)
+            remaining -= rows[k + 1]["episodes_since_previous"]
+            k -= 1
+    return kept
+
+
+def main(args: Args) -> dict:
+    if min(args.keep_best, args.keep_last, args.keep_episodes) < 0:
+        raise InputError("--keep-best, --keep-last and --keep-episodes must be >= 0")
+    try:
+        with open(os.path.join(args.run_dir, "latest.json")) as f:
+            latest = json.load(f)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{args.run_dir!r} holds no readable checkpoint (latest.json: {error})") from None
+    paths = sorted(glob.glob(os.path.join(args.run_dir, "snapshots", "agent_*.json")))
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            rows.append(json.load(f))
+    # snapshots newer than the checkpoint are replayed by --resume; they are not carried
+    keep = [(p, {**r, "weights": os.path.exists(p[:-5] + ".pt")}) for p, r in zip(paths, rows) if r["t_env"] <= latest["t_env"]]
+    weights = kept_snapshots([r for _, r in keep], args.keep_best, args.keep_last, args.keep_episodes)
+    tmp = os.path.normpath(args.out_dir) + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.join(tmp, "snapshots"))
+    shutil.copyfile(os.path.join(args.run_dir, latest["state"]), os.path.join(tmp, latest["state"]))
+    with open(os.path.join(tmp, "latest.json"), "w") as f:
+        json.dump({**latest, "carried_without_buffer": True}, f)
+    for i, (path, _) in enumerate(keep):
+        shutil.copyfile(path, os.path.join(tmp, "snapshots", os.path.basename(path)))
+        if i in weights:
+            shutil.copyfile(path[:-5] + ".pt", os.path.join(tmp, "snapshots", os.path.basename(path)[:-5] + ".pt"))
+    old = os.path.normpath(args.out_dir) + ".old"
+    if os.path.exists(args.out_dir):
+        os.replace(args.out_dir, old)
+    os.replace(tmp, args.out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    summary = {"t_env": latest["t_env"], "snapshots": len(keep), "weights": len(weights)}
+    print(f"carried {args.run_dir} at {latest['t_env']} env steps: {len(keep)} snapshots, {len(weights)} with weights -> {args.out_dir}")
+    return summary
+
+
+if __name__ == "__main__":
+    cli_args = tyro.cli(Args)
+    try:
+        main(cli_args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
