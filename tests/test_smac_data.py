@@ -400,6 +400,22 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
         ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lost"), **ship))
 
 
+def test_qmix_runs_benchmark_tables_a_run(tmp_path, monkeypatch):
+    from benchmarks import qmix_runs
+    monkeypatch.setattr(qmix_runs, "RESULTS", str(tmp_path))
+    monkeypatch.setattr(qmix_runs, "RECORDS", str(tmp_path / "records"))
+    fake_run(tmp_path / "2s3z_seed7", [(0.0, 3.0), (0.0, 8.0), (0.25, 12.0), (0.5, 11.0)], set())
+    qmix_runs.main(qmix_runs.Args(runs=[str(tmp_path / "2s3z_seed7")], note="on a test"))
+    with open(tmp_path / "records" / "2s3z_seed7.json") as f:
+        assert [r["test_return"] for r in json.load(f)["curve"]] == [3.0, 8.0, 12.0, 11.0]
+    row = next(line for line in (tmp_path / "qmix_runs.md").read_text().splitlines() if line.startswith("| 2s3z_seed7"))
+    # 3000 env steps in 3 s; best test 0.50 at 3000; first win at 2000; last-1M means over all four snapshots
+    assert row.startswith("| 2s3z_seed7 | 0.00M | 0.00 | 1,000 | 0.50 / 11.0 at 0.00M | 0.00M | 0.188 | 8.50 | 50.0 |"), row
+    assert (tmp_path / "qmix_runs.png").stat().st_size > 0
+    with pytest.raises(InputError, match="holds no snapshots"):
+        qmix_runs.main(qmix_runs.Args(runs=[str(tmp_path / "records")]))
+
+
 @pytest.mark.slow
 def test_a_carried_run_resumes_without_its_buffer(tmp_path, capsys):
     from tools import carry_run
