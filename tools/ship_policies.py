@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import tyro
@@ -168,7 +168,7 @@ def main(args: Args) -> dict:
         "map": map_name, "source_run": os.path.basename(os.path.normpath(args.run_dir)),
         "expert_run": f"scripted {args.expert_scripted}" if args.expert_scripted else
         os.path.basename(os.path.normpath(args.expert_run_dir or args.run_dir)),
-        "trainer_args": trainer_args, "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
+        "trainer_args": trainer_args, "ship_args": {k: v for k, v in asdict(args).items() if k != "policy_dir"}, "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
         "cfcql_medium_return": target, "eval_episodes": args.eval_episodes,
         "expert": describe(expert, "expert.pt") if "path" in expert else {k: expert[k] for k in ("scripted", "rollout_epsilon", "t_env", "eval")
                                                                            if k in expert},
