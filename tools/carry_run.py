@@ -11,8 +11,8 @@ steps (131 kB each, hundreds of them). This tool copies what continuing and ship
     tools/ship_policies.py), of the --keep-last newest ones, and of the snapshots that played the
     --keep-episodes training episodes before each kept one (what a medium-replay window needs).
 
-    python tools/carry_run.py --run-dir runs/qmix/5m_vs_6m_seed2 --out-dir tools/qmix_runs/5m_vs_6m_seed2
-    cp -r tools/qmix_runs/5m_vs_6m_seed2 runs/qmix/ && python tools/qmix_smac.py --map 5m_vs_6m --seed 2 \
+    python tools/carry_run.py --run-dir runs/qmix/3s_vs_5z_seed3 --out-dir tools/qmix_runs/3s_vs_5z_seed3
+    cp -r tools/qmix_runs/3s_vs_5z_seed3 runs/qmix/ && python tools/qmix_smac.py --map 3s_vs_5z --seed 3 \
         --total-env-steps 10000000 --resume
 """
 
