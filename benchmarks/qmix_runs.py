@@ -19,11 +19,10 @@ import sys
 from dataclasses import dataclass, field
 
 import numpy as np
-import tyro
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from envs import InputError  # noqa: E402
+from envs import InputError, run_cli  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 RECORDS = os.path.join(RESULTS, "qmix_runs")
@@ -121,9 +120,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    cli_args = tyro.cli(Args)
-    try:
-        main(cli_args)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, Args)

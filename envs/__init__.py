@@ -85,3 +85,17 @@ def new_run_dir(runs_dir: str, run_name: str) -> tuple[str, str]:
         except OSError as error:
             raise InputError(f"--runs-dir {runs_dir!r} cannot be written ({error.strerror or error})") from None
     raise InputError(f"--runs-dir {runs_dir!r} already holds 999 runs named {run_name!r}")
+
+
+def run_cli(main, args_class) -> None:
+    """A tool's `__main__`: flags read by tyro into args_class, then main(args); bad input (InputError)
+    ends as one `error:` line on stderr and exit code 2, never a traceback."""
+    import sys
+
+    import tyro
+    args = tyro.cli(args_class)
+    try:
+        main(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -35,12 +35,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from envs import InputError  # noqa: E402
+from envs import InputError, run_cli  # noqa: E402
 from envs.smac import MAPS, SMACBatch  # noqa: E402
 from envs.smac_data import QMIXAgent, rollout, save_agent  # noqa: E402
 
@@ -403,9 +402,4 @@ def main(args: Args) -> dict:
 
 
 if __name__ == "__main__":
-    cli_args = tyro.cli(Args)
-    try:
-        main(cli_args)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, Args)

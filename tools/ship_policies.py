@@ -25,10 +25,9 @@ import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import tyro
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from envs import InputError  # noqa: E402
+from envs import InputError, run_cli  # noqa: E402
 from envs.smac import SMACBatch  # noqa: E402
 from envs.smac_data import CFCQL_CARDS, POLICY_DIR, cfcql_episodes, load_agent, rollout  # noqa: E402
 
@@ -192,9 +191,4 @@ def main(args: Args) -> dict:
 
 
 if __name__ == "__main__":
-    cli_args = tyro.cli(Args)
-    try:
-        main(cli_args)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, Args)
