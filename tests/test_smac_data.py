@@ -388,6 +388,7 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     # expert: the best of the 3 best tests; medium: return nearest CFCQL's 12.76 before it; replay: the 1976
     # episodes before the medium, played by snapshots 0, 1 (800 each) and 2 (376)
     assert (manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == (6000, 3000)
+    assert manifest["ship_args"]["candidates"] == 3 and "policy_dir" not in manifest["ship_args"]  # how it was picked
     assert [(e["t_env"], e["episodes"]) for e in manifest["replay"]] == [(0, 376), (1000, 800), (2000, 800)]
     shipped = tmp_path / "policies" / "2s3z"
     assert (shipped / "expert.pt").read_bytes() == bytes([6]) and (shipped / "medium.pt").read_bytes() == bytes([3])
