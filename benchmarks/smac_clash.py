@@ -1,8 +1,8 @@
 """How a shipped SMAC behaviour policy's battles unfold, step by step, and whether it could win them.
 
-Written for 5m_vs_6m, whose QMIX runs never won on the simulator (docs/smac_datasets.md): do its
-episodes run to the time limit because it flees, because the enemies cannot be reached, or because
-it loses the first clash? The policy plays greedily (as the datasets' medium and expert do) and the
+Written for 5m_vs_6m, whose episodes run to the time limit far more often than SC2's (until
+2026-12-01 its expert never won; docs/smac_datasets.md): does it flee, can the enemies not be
+reached, or does it lose the first clash? The policy plays greedily (as the datasets' medium and expert do) and the
 script reports, every few steps, the means over the battles still running: units alive and their
 health on each side, the distance between the two closest opposing units, the enemies without a
 target (idle: their attack-move ended at the allies' spawn) and the agents choosing an attack.
@@ -12,7 +12,7 @@ action; the win rate says whether re-engaging the survivors wins.
 
     python benchmarks/smac_clash.py [--map 5m_vs_6m] [--policy expert] [--battles 320] [--out FILE]
 
-One CPU thread; about 15 s for 320 battles of 5m_vs_6m.
+One CPU thread; 5-15 s for 320 battles of 5m_vs_6m.
 """
 
 from __future__ import annotations
