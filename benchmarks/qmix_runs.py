@@ -23,6 +23,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from envs import InputError, run_cli  # noqa: E402
+from tools.ship_policies import snapshots  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 RECORDS = os.path.join(RESULTS, "qmix_runs")
@@ -39,12 +40,7 @@ class Args:
 
 
 def record(run_dir: str, note: str) -> dict:
-    rows = []
-    for path in sorted(glob.glob(os.path.join(run_dir, "snapshots", "agent_*.json"))):
-        with open(path) as f:
-            rows.append(json.load(f))
-    if not rows:
-        raise InputError(f"{run_dir!r} holds no snapshots (snapshots/agent_*.json); accepted: a tools/qmix_smac.py run directory")
+    rows = snapshots(run_dir)
     return {"run": os.path.basename(os.path.normpath(run_dir)), "map": rows[0]["map"], "args": rows[-1]["args"], "note": note,
             "curve": [{k: r[k] for k in KEYS} for r in rows]}
 

@@ -18,16 +18,15 @@ steps (131 kB each, hundreds of them). This tool copies what continuing and ship
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from envs import InputError, run_cli  # noqa: E402
+from tools.ship_policies import snapshots  # noqa: E402
 
 
 @dataclass
@@ -46,7 +45,7 @@ class Args:
 
 def kept_snapshots(rows: list[dict], keep_best: int, keep_last: int, keep_episodes: int) -> set[int]:
     """Indices (in t_env order) of the snapshots whose weights are kept; a row with "weights": False (a run
-    carried before) has none to keep."""
+    carried before; tools/ship_policies.snapshots sets it) has none to keep."""
     have = [i for i, r in enumerate(rows) if r.get("weights", True)]
     ranked = sorted(have, key=lambda i: (rows[i]["test_win_rate"], rows[i]["test_return"]), reverse=True)
     kept = set(ranked[:keep_best]) | set(have[max(len(have) - keep_last, 0):])
@@ -69,24 +68,18 @@ def main(args: Args) -> dict:
             latest = json.load(f)
     except (OSError, ValueError) as error:
         raise InputError(f"{args.run_dir!r} holds no readable checkpoint (latest.json: {error})") from None
-    paths = sorted(glob.glob(os.path.join(args.run_dir, "snapshots", "agent_*.json")))
-    rows = []
-    for path in paths:
-        with open(path) as f:
-            rows.append(json.load(f))
     # snapshots newer than the checkpoint are replayed by --resume; they are not carried
-    keep = [(p, {**r, "weights": os.path.exists(p[:-5] + ".pt")}) for p, r in zip(paths, rows) if r["t_env"] <= latest["t_env"]]
-    weights = kept_snapshots([r for _, r in keep], args.keep_best, args.keep_last, args.keep_episodes)
+    keep = [r for r in snapshots(args.run_dir) if r["t_env"] <= latest["t_env"]]
+    weights = kept_snapshots(keep, args.keep_best, args.keep_last, args.keep_episodes)
     tmp = os.path.normpath(args.out_dir) + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.join(tmp, "snapshots"))
     shutil.copyfile(os.path.join(args.run_dir, latest["state"]), os.path.join(tmp, latest["state"]))
     with open(os.path.join(tmp, "latest.json"), "w") as f:
-        json.dump({**latest, "carried_without_buffer": True}, f)
-    for i, (path, _) in enumerate(keep):
-        shutil.copyfile(path, os.path.join(tmp, "snapshots", os.path.basename(path)))
-        if i in weights:
-            shutil.copyfile(path[:-5] + ".pt", os.path.join(tmp, "snapshots", os.path.basename(path)[:-5] + ".pt"))
+        json.dump(latest, f)  # its buffer is not there: --resume says so and starts with an empty one
+    for i, row in enumerate(keep):
+        for path in [row["path"][:-3] + ".json"] + ([row["path"]] if i in weights else []):
+            shutil.copyfile(path, os.path.join(tmp, "snapshots", os.path.basename(path)))
     old = os.path.normpath(args.out_dir) + ".old"
     if os.path.exists(args.out_dir):
         os.replace(args.out_dir, old)
