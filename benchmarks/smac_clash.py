@@ -11,6 +11,9 @@ range walks toward the nearest enemy (envs.smac.scripted_actions' move) instead 
 action; the win rate says whether re-engaging the survivors wins.
 
     python benchmarks/smac_clash.py [--map 5m_vs_6m] [--policy expert] [--battles 320] [--out FILE]
+    python benchmarks/smac_clash.py --map 3s_vs_5z --weights tools/qmix_runs/3s_vs_5z_seed4/snapshots/agent_N.pt
+
+`--weights` traces any QMIX snapshot of the map (a run's, not a shipped policy) the same way.
 
 One CPU thread; 5-15 s for 320 battles of 5m_vs_6m.
 """
@@ -85,13 +88,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--map", default="5m_vs_6m", choices=MAPS)
     parser.add_argument("--policy", default="expert", choices=("medium", "expert"), help="a shipped QMIX policy of the map")
+    parser.add_argument("--weights", default=None, help="a QMIX snapshot of the map to trace instead of a shipped policy")
     parser.add_argument("--battles", type=int, default=320)
     parser.add_argument("--out", default=None, help="markdown file (default: benchmarks/results/smac_clash_MAP.md)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.time()
+    weights = args.weights or os.path.join(POLICY_DIR, args.map, f"{args.policy}.pt")
+    traced = f"the QMIX snapshot {args.weights}" if args.weights else f"the shipped {args.policy} policy"
     try:  # 3s_vs_5z's expert is a scripted team, not a QMIX checkpoint
-        agent = load_agent(os.path.join(POLICY_DIR, args.map, f"{args.policy}.pt"), args.map)
+        agent = load_agent(weights, args.map)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -99,11 +105,13 @@ def main() -> None:
     plain = play(args.map, agent, args.battles, trace=trace)
     variants = [(f"walk to the nearest enemy when none is in range, from step {s}", play(args.map, agent, args.battles, s))
                 for s in REENGAGE_FROM]
-    out = args.out or os.path.join(ROOT, "benchmarks", "results", f"smac_clash_{args.map}.md")
-    lines = [f"# {args.map}: how the shipped {args.policy} policy's battles unfold", "",
-             f"Made by `python benchmarks/smac_clash.py --map {args.map} --policy {args.policy} --battles {args.battles}` "
+    name = f"smac_clash_{args.map}_{os.path.splitext(os.path.basename(weights))[0]}.md" if args.weights else f"smac_clash_{args.map}.md"
+    out = args.out or os.path.join(ROOT, "benchmarks", "results", name)
+    how = f"--weights {args.weights}" if args.weights else f"--policy {args.policy}"
+    lines = [f"# {args.map}: how {traced}'s battles unfold", "",
+             f"Made by `python benchmarks/smac_clash.py --map {args.map} {how} --battles {args.battles}` "
              f"({time.time() - start:.0f} s, one thread): {args.battles} battles (simulator seeds {SEED}-), the policy greedy "
-             f"(envs/smac_policies/{args.map}/{args.policy}.pt).", "",
+             f"({os.path.relpath(weights, ROOT)}).", "",
              "## Step by step (means over the battles still running; health = hit points + shields)", "",
              "| step | battles running | allies alive | enemies alive | ally health | enemy health | closest gap (median) | idle enemies | agents attacking |",
              "|---|---|---|---|---|---|---|---|---|"]

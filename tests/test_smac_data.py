@@ -298,6 +298,23 @@ def test_smac_clash_plays_a_shipped_policy_as_the_dataset_maker_does():
     assert all(row["running"] == (ref["length"] > row["t"]).sum() for row in trace)
 
 
+def test_smac_clash_traces_a_run_snapshot_given_by_path(tmp_path, capsys, monkeypatch):
+    """`--weights` traces any QMIX snapshot of the map (here the shipped 2s3z expert, by path) into the file
+    named after it; a snapshot of another map is one error line, exit 2, and no report."""
+    expert = os.path.join(POLICY_DIR, "2s3z", "expert.pt")
+    out = tmp_path / "clash.md"
+    monkeypatch.setattr(sys, "argv", ["benchmarks/smac_clash.py", "--map", "2s3z", "--weights", expert, "--battles", "8",
+                                      "--out", str(out)])
+    from benchmarks import smac_clash
+    smac_clash.main()
+    report = out.read_text()
+    assert report.startswith(f"# 2s3z: how the QMIX snapshot {expert}'s battles unfold") and "--weights" in report
+    assert "| the policy | 1.000 |" in report  # the shipped 2s3z expert wins every battle (manifest: 1.000 of 320)
+    assert_cli_error("benchmarks/smac_clash.py", ["--map", "5m_vs_6m", "--weights", expert, "--battles", "8",
+                                                  "--out", tmp_path / "wrong.md"], capsys, monkeypatch, "5m_vs_6m")
+    assert not (tmp_path / "wrong.md").exists()
+
+
 # ---------------------------------------------------------------------------------------
 # The QMIX trainer
 # ---------------------------------------------------------------------------------------
