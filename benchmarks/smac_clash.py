@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--policy", default="expert", choices=("medium", "expert"), help="a shipped QMIX policy of the map")
     parser.add_argument("--weights", default=None, help="a QMIX snapshot of the map to trace instead of a shipped policy")
     parser.add_argument("--battles", type=int, default=320)
-    parser.add_argument("--out", default=None, help="markdown file (default: benchmarks/results/smac_clash_MAP.md)")
+    parser.add_argument("--out", default=None, help="markdown file (default: benchmarks/results/smac_clash_MAP.md, or smac_clash_MAP_SNAPSHOT.md with --weights)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.time()
