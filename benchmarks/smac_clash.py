@@ -94,8 +94,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.time()
-    weights = args.weights or os.path.join(POLICY_DIR, args.map, f"{args.policy}.pt")
-    traced = f"the QMIX snapshot {args.weights}" if args.weights else f"the shipped {args.policy} policy"
+    if args.weights:  # a run's snapshot: the report is named after it
+        weights, traced, how = args.weights, f"the QMIX snapshot {args.weights}", f"--weights {args.weights}"
+        name = f"smac_clash_{args.map}_{os.path.splitext(os.path.basename(weights))[0]}.md"
+    else:
+        weights, traced, how = os.path.join(POLICY_DIR, args.map, f"{args.policy}.pt"), f"the shipped {args.policy} policy", f"--policy {args.policy}"
+        name = f"smac_clash_{args.map}.md"
     try:  # 3s_vs_5z's expert is a scripted team, not a QMIX checkpoint
         agent = load_agent(weights, args.map)
     except InputError as error:
@@ -105,9 +109,7 @@ def main() -> None:
     plain = play(args.map, agent, args.battles, trace=trace)
     variants = [(f"walk to the nearest enemy when none is in range, from step {s}", play(args.map, agent, args.battles, s))
                 for s in REENGAGE_FROM]
-    name = f"smac_clash_{args.map}_{os.path.splitext(os.path.basename(weights))[0]}.md" if args.weights else f"smac_clash_{args.map}.md"
     out = args.out or os.path.join(ROOT, "benchmarks", "results", name)
-    how = f"--weights {args.weights}" if args.weights else f"--policy {args.policy}"
     lines = [f"# {args.map}: how {traced}'s battles unfold", "",
              f"Made by `python benchmarks/smac_clash.py --map {args.map} {how} --battles {args.battles}` "
              f"({time.time() - start:.0f} s, one thread): {args.battles} battles (simulator seeds {SEED}-), the policy greedy "
