@@ -409,8 +409,8 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
     try:
         if name in ("medium", "expert"):
             checkpoints = [manifest[name]]
-            # ε = 0 as CFCQL's test-mode runner, except where the manifest gives a rollout_epsilon: the scripted kite of
-            # 3s_vs_5z is deterministic, and greedily it would play one and the same episode 5000 times (docs/smac_datasets.md)
+            # ε = 0 as CFCQL's test-mode runner, except where the manifest gives a rollout_epsilon: a scripted team (3s_vs_5z's
+            # kite) is deterministic, and greedily it would play one and the same episode 5000 times (docs/smac_datasets.md)
             epsilon = manifest[name].get("rollout_epsilon", 0.0)
             for arrays in _rollouts(map_name, manifest[name], policy_path, n, epsilon, base_seed, chunk):
                 writer.write(arrays)
@@ -498,7 +498,7 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
         card["generation_time_s"] = time.time() - start
         card["how"] = HOW[name]
         for c in card["checkpoints"]:
-            if "scripted" in c:  # 3s_vs_5z's expert: QMIX never won
+            if "scripted" in c:  # a scripted expert (tools/ship_policies.py --expert-scripted)
                 card["how"] = card["how"].replace("QMIX checkpoint", f"scripted team ({c['scripted']}, envs.smac.scripted_actions)")
             if c.get("rollout_epsilon"):
                 card["how"] = card["how"].replace("greedy rollouts (ε = 0)", f"ε-greedy rollouts (ε = {c['rollout_epsilon']})")

@@ -148,9 +148,17 @@ def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
 
 
 def test_a_scripted_expert_makes_its_dataset(tmp_path):
-    """3s_vs_5z's expert is the scripted kiting team (no QMIX file) with the manifest's ε = 0.02: its
-    dataset is its battles, nearly all won, and no two alike (greedily every battle is the same one)."""
-    path, card = load_or_make("3s_vs_5z", "expert", 0, str(tmp_path), episodes=32)
+    """A scripted expert (tools/ship_policies.py --expert-scripted kite --expert-epsilon 0.02, the kiting team of
+    3s_vs_5z, shipped before QMIX won that map) has no weights file: its dataset is its ε-greedy battles, nearly
+    all won, and no two alike (greedily every battle is the same one)."""
+    policy_dir = tmp_path / "policies"
+    shutil.copytree(os.path.join(POLICY_DIR, "3s_vs_5z"), policy_dir / "3s_vs_5z")
+    manifest_path = policy_dir / "3s_vs_5z" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["expert"] = {"scripted": "kite", "rollout_epsilon": 0.02, "t_env": None}
+    manifest_path.write_text(json.dumps(manifest))
+    os.remove(policy_dir / "3s_vs_5z" / "expert.pt")
+    path, card = load_or_make("3s_vs_5z", "expert", 0, str(tmp_path), episodes=32, policy_dir=str(policy_dir))
     assert card["episodes"] == 32 and [(c.get("scripted"), c.get("rollout_epsilon")) for c in card["checkpoints"]] == [("kite", 0.02)]
     assert card["win_rate"] >= 0.9 and card["return_std"] > 0
     assert card["how"] == "ε-greedy rollouts (ε = 0.02) of the shipped expert scripted team (kite, envs.smac.scripted_actions) on the built-in simulator"
@@ -268,7 +276,7 @@ def test_shipped_expert_beats_shipped_medium(map_name):
     results = {}
     for name in ("medium", "expert"):
         battles = SMACBatch(map_name, 64, seed=7, auto_reset=False)
-        scripted = manifest[name].get("scripted")  # a scripted expert where QMIX never learned to win (3s_vs_5z)
+        scripted = manifest[name].get("scripted")  # a scripted expert (tools/ship_policies.py --expert-scripted)
         agent = None if scripted else load_agent(os.path.join(POLICY_DIR, map_name, manifest[name]["file"]), map_name)
         out = rollout(battles, agent, manifest[name].get("rollout_epsilon", 0.0), np.random.default_rng(0), scripted=scripted)
         results[name] = (out["won"].mean(), out["reward"].sum(1).mean())
