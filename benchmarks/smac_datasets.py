@@ -47,7 +47,8 @@ class Args:
     maps: list[str] = field(default_factory=lambda: list(MAPS))
     """maps to generate (those without shipped policies are skipped)"""
     cache_dir: str | None = None
-    """where the datasets are generated (default: a temporary directory, deleted afterwards)"""
+    """the cache root the datasets are generated into (its smac/ folder, as inspo_smac.py's --cache-dir; default: a
+    temporary directory, deleted afterwards)"""
 
 
 def generate(map_name: str, name: str, cache_dir: str) -> dict:

@@ -134,3 +134,18 @@ def test_ray_gives_the_same_summaries_as_the_local_pool(reference, tmp_path):
     assert sorted(summaries) == sorted(expected)
     for name in expected:
         assert computed(summaries[name]) == computed(expected[name])
+
+
+def test_smac_report_judges_the_papers_ordering_as_printed():
+    """benchmarks/smac.py's ordering line: expert >= mixed > medium-replay and medium, judged on the two-decimal
+    win rates it prints (one battle in 1600, 0.001 against 0.000, is no order), and the largest gain over BC."""
+    from benchmarks import smac
+    gain = {"medium": 0.0, "medium_replay": 0.0, "expert": 0.11, "mixed": 0.001}
+    line = smac.ordering_line("3s_vs_5z", {"medium": 0.0, "medium_replay": 0.0, "expert": 0.25, "mixed": 0.0012}, gain)
+    assert line == ("- 3s_vs_5z: expert 0.25, mixed 0.00, medium-replay 0.00, medium 0.00: the ordering does not hold "
+                    "(mixed ≤ medium-replay, mixed ≤ medium); largest gain over BC on expert (+0.11).")
+    line = smac.ordering_line("2s3z", {"medium": 0.03, "medium_replay": 0.0, "expert": 1.0, "mixed": 0.999}, dict.fromkeys(gain, 0.0))
+    assert line == ("- 2s3z: expert 1.00, mixed 1.00, medium-replay 0.00, medium 0.03: the ordering holds; "
+                    "no gain over BC in win rate on any dataset.")
+    line = smac.ordering_line("5m_vs_6m", {"medium": 0.12, "medium_replay": 0.12, "expert": 0.85, "mixed": 0.90}, gain)
+    assert "the ordering does not hold (expert < mixed)" in line
