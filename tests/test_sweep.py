@@ -138,7 +138,7 @@ def test_ray_gives_the_same_summaries_as_the_local_pool(reference, tmp_path):
 
 def test_smac_report_judges_the_papers_ordering_as_printed():
     """benchmarks/smac.py's ordering line: expert >= mixed > medium-replay and medium, judged on the two-decimal
-    win rates it prints (one battle in 1600, 0.001 against 0.000, is no order), and the largest gain over BC."""
+    win rates it prints (0.001 against 0.000, two battles of 1600, is no order), and the largest gain over BC."""
     from benchmarks import smac
     gain = {"medium": 0.0, "medium_replay": 0.0, "expert": 0.11, "mixed": 0.001}
     line = smac.ordering_line("3s_vs_5z", {"medium": 0.0, "medium_replay": 0.0, "expert": 0.25, "mixed": 0.0012}, gain)
