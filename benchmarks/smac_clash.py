@@ -100,7 +100,7 @@ def main() -> None:
     else:
         weights, traced, how = os.path.join(POLICY_DIR, args.map, f"{args.policy}.pt"), f"the shipped {args.policy} policy", f"--policy {args.policy}"
         name = f"smac_clash_{args.map}.md"
-    try:  # 3s_vs_5z's expert is a scripted team, not a QMIX checkpoint
+    try:  # a missing file, or a checkpoint of another map or network size: one error line
         agent = load_agent(weights, args.map)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
