@@ -2,7 +2,8 @@
 
 Table 4: the four maps x the four datasets, InSPO and BC (µ, evaluated by the same run), seeds
 0-4. Table 5's α column (6h_vs_8z mixed: α = 0.1, 10 and auto) and Table 6 (update order random,
-fixed, semi-greedy on 5m_vs_6m and 6h_vs_8z mixed). Table 7: wall time per run.
+fixed, semi-greedy on 5m_vs_6m and 6h_vs_8z mixed). Table 7: wall time per run. Beyond the paper's
+tables, a few cells rerun with one setting changed (TUNING, below).
 
 Every run is one call of inspo_smac.main through benchmarks/sweep.py; its summary.json (a few kB)
 is committed under benchmarks/results/smac/ and a run whose summary is there is skipped, so the
@@ -51,10 +52,16 @@ PAPER_ORDER = {  # Table 6, mixed datasets
     ("6h_vs_8z", "random"): "0.60 ± 0.12", ("6h_vs_8z", "fixed"): "0.62 ± 0.10", ("6h_vs_8z", "semi-greedy"): "0.65 ± 0.11",
 }
 PAPER_HOURS = {"2s3z": 1.75, "3s_vs_5z": 1.2, "5m_vs_6m": 1.25, "6h_vs_8z": 2.25}  # Table 7, one seed on a GPU
+# Settings beyond the grid's defaults, not in the paper's tables: (map, dataset, name, flags beyond the defaults).
+# 3s_vs_5z's datasets hold 1.0-1.2M transitions, 3-10x the others': a longer behaviour cloning; on 5m_vs_6m
+# InSPO ends below BC with the default KL target: the smallest D̄_KL of the paper's grid {0.08, 0.18, 0.3}.
+TUNING = [*[("3s_vs_5z", d, "bc-2000", {"bc_updates": 2000}) for d in ("expert", "mixed")],
+          *[("5m_vs_6m", d, "kl-0.08", {"target_kl": 0.08}) for d in DATASETS]]
 # The variants of the ablations: (map, dataset, name, flags beyond the defaults)
 ABLATIONS = [("6h_vs_8z", "mixed", "alpha-0.1", {"autotune_alpha": False, "alpha": 0.1}),
              ("6h_vs_8z", "mixed", "alpha-10", {"autotune_alpha": False, "alpha": 10.0}),
-             *[(m, "mixed", f"order-{order}", {"update_order": order}) for m in ("5m_vs_6m", "6h_vs_8z") for order in ("fixed", "semi-greedy")]]
+             *[(m, "mixed", f"order-{order}", {"update_order": order}) for m in ("5m_vs_6m", "6h_vs_8z") for order in ("fixed", "semi-greedy")],
+             *TUNING]
 
 
 @dataclass
@@ -210,12 +217,7 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
     verdicts = []
 
     def per_seed(runs: list[dict], what: str) -> str:
-        """InSPO − BC of each seed, and whether that seed-by-seed difference has one sign."""
-        deltas = [s[f"final_{what}"] - s[f"bc_{what}"] for s in sorted(runs, key=lambda s: s["args"]["seed"])]
-        same_sign = all(x < 0 for x in deltas)
-        return (f" (per seed {', '.join(f'{x:+.2f}' for x in deltas)}: "
-                + ("below on every seed" if same_sign else "the sign differs between seeds, a difference within the "
-                   "seeds' spread rather than a systematic loss") + ")")
+        return seed_differences([s[f"final_{what}"] - s[f"bc_{what}"] for s in sorted(runs, key=lambda s: s["args"]["seed"])])
     for m in MAPS:
         for k, d in enumerate(DATASETS):
             runs = groups.get((m, d, "inspo"), [])
@@ -262,16 +264,20 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
             lines.append(f"| {m} | {order} | {fmt([s['final_win_rate'] for s in runs])} | {PAPER_ORDER[(m, order)]} | "
                          f"{seeds_of(runs) or 'none yet'} |")
 
+    lines += tuning_report(groups, options, excluded)
+    tuned = {name for _, _, name, _ in TUNING}
+
     lines += ["", "## Table 7: wall time per run", "",
               "Ours: one CPU thread per run (two runs side by side on 2 cores), from the dataset load to the final "
-              "320-battle evaluation, BC and its evaluation included. The paper: InSPO on a GPU, one seed."
+              "320-battle evaluation, BC and its evaluation included; the runs with the grid's settings (not those "
+              "beyond the defaults above). The paper: InSPO on a GPU, one seed."
               + (" Left out of this table (their wall time is not the run's own): "
                  + "; ".join(f"{name} ({why})" for name, why in sorted(excluded.items())) + "." if excluded else ""), "",
               "| map | ours, mean over its runs | max | peak memory (worker process) | ours on a GPU (below) | paper (GPU) |",
               "|---|---|---|---|---|---|"]
     for m in MAPS:
-        times = [s["wall_time_s"] for (mm, d, v), runs in groups.items() if mm == m for s in runs
-                 if f"{mm}/{d}/{v}/seed{s['args']['seed']}" not in excluded]
+        times = [s["wall_time_s"] for (mm, d, v), runs in groups.items() if mm == m and v not in tuned for s in runs
+                 if f"{mm}/{d}/{v}/seed{s['args']['seed']}" not in excluded]  # the grid's settings only
         memory = [s["peak_rss_mb"] for (mm, _, _), runs in groups.items() if mm == m for s in runs if "peak_rss_mb" in s]
         memory_text = f"{max(memory) / 1024:.1f} GB" if memory else "–"
         gpu_times = [s["wall_time_s"] for (mm, _, _), runs in (gpu_groups or {}).items() if mm == m for s in runs]
@@ -290,6 +296,39 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
         cells = ", ".join(f"s{s['args']['seed']}: {s['final_win_rate']:.3f} / {s['bc_win_rate']:.3f} (best {s['best_win_rate']:.2f})"
                           for s in runs)
         lines.append(f"- {' '.join(key)}: {cells}")
+    return lines
+
+
+def seed_differences(deltas: list[float]) -> str:
+    """InSPO − BC seed by seed, and on how many seeds InSPO is below (as printed, two decimals)."""
+    below, n = sum(round(x, 2) < 0 for x in deltas), len(deltas)
+    return (f" (per seed {', '.join(f'{x:+.2f}' for x in deltas)}: "
+            + ("below on every seed" if below == n else f"below on {below} of {n} seeds"
+               + (", a difference within the seeds' spread rather than a systematic loss" if 2 * below <= n else ""))
+            + ")")
+
+
+def tuning_report(groups: dict, options: Options, excluded: dict[str, str]) -> list[str]:
+    """The settings of TUNING beside the grid's defaults, cell by cell."""
+    lines = ["", "## Settings beyond the defaults (not in the paper's tables)", "",
+             "The grid's cells rerun with one flag changed (`TUNING` in benchmarks/smac.py says why for each); the "
+             f"rest as the grid ({options.num_updates} InSPO iterations, {options.bc_updates} BC updates). The paper "
+             "tunes α and D̄_KL per task from its grid (α ∈ {0.1, 0.5, 1, 3, 5}, D̄_KL ∈ {0.08, 0.18, 0.3}). Time per "
+             "run leaves out the runs listed under Table 7.", "",
+             "| map | dataset | setting | ours InSPO | ours BC | InSPO − BC | paper InSPO | paper BC | seeds | time/run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for m, d in dict.fromkeys((m, d) for m, d, _, _ in TUNING):
+        k = DATASETS.index(d)
+        settings = [("defaults", "inspo")] + [(" ".join(f"--{key.replace('_', '-')} {value}" for key, value in flags.items()), name)
+                                            for mm, dd, name, flags in TUNING if (mm, dd) == (m, d)]
+        for setting, variant in settings:
+            runs = groups.get((m, d, variant), [])
+            inspo, bc = [s["final_win_rate"] for s in runs], [s["bc_win_rate"] for s in runs]
+            times = [s["wall_time_s"] for s in runs if f"{m}/{d}/{variant}/seed{s['args']['seed']}" not in excluded]
+            lines.append(f"| {m} | {d} | {setting} | {fmt(inspo)} | {fmt(bc)} | "
+                         + (f"{np.mean(inspo) - np.mean(bc):+.2f}" if runs else "–")
+                         + f" | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs) or 'none yet'} | "
+                         + (f"{np.mean(times) / 60:.1f} min |" if times else "– |"))
     return lines
 
 

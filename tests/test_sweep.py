@@ -149,3 +149,40 @@ def test_smac_report_judges_the_papers_ordering_as_printed():
                     "no gain over BC in win rate on any dataset.")
     line = smac.ordering_line("5m_vs_6m", {"medium": 0.12, "medium_replay": 0.12, "expert": 0.85, "mixed": 0.90}, gain)
     assert "the ordering does not hold (expert < mixed)" in line
+
+
+def test_smac_tuning_runs_change_one_setting_and_are_reported_beside_the_defaults():
+    """benchmarks/smac.py's runs beyond the defaults (TUNING) keep the grid's budget but for their one flag, and
+    their section sets them beside the grid's runs of the same cells."""
+    from benchmarks import smac
+    options = smac.Options(seeds=[0], maps=["2s3z"], num_updates=7, bc_updates=5)
+    runs = {r.name: r.flags for r in smac.grid(options)}
+    for d in ("expert", "mixed"):
+        flags = runs[f"3s_vs_5z/{d}/bc-2000/seed0"]
+        assert flags["bc_updates"] == 2000 and flags["num_updates"] == 7 and flags["dataset"] == d
+    flags = runs["5m_vs_6m/mixed/kl-0.08/seed0"]
+    assert flags["target_kl"] == 0.08 and flags["bc_updates"] == 5 and flags["num_updates"] == 7
+    assert runs["2s3z/expert/inspo/seed0"]["bc_updates"] == 5 and "target_kl" not in runs["2s3z/expert/inspo/seed0"]
+
+    def summary(seed, win, bc, minutes):
+        return {"final_win_rate": win, "bc_win_rate": bc, "wall_time_s": 60 * minutes, "args": {"seed": seed}}
+    groups = {("3s_vs_5z", "expert", "inspo"): [summary(0, 0.2, 0.1, 6), summary(1, 0.4, 0.3, 6)],
+              ("3s_vs_5z", "expert", "bc-2000"): [summary(0, 0.8, 0.6, 10), summary(1, 0.6, 0.6, 30)]}
+    lines = smac.tuning_report(groups, options, {"3s_vs_5z/expert/bc-2000/seed1": "shared the cores"})
+    assert ("| 3s_vs_5z | expert | defaults | 0.30 ± 0.10 | 0.20 ± 0.10 | +0.10 | 0.99 ± 0.01 | 0.98 ± 0.02 | 0,1 | "
+            "6.0 min |") in lines
+    assert ("| 3s_vs_5z | expert | --bc-updates 2000 | 0.70 ± 0.10 | 0.60 ± 0.00 | +0.10 | 0.99 ± 0.01 | 0.98 ± 0.02 | "
+            "0,1 | 10.0 min |") in lines
+    assert "| 5m_vs_6m | mixed | --target-kl 0.08 | – | – | – | 0.78 ± 0.06 | 0.21 ± 0.12 | none yet | – |" in lines
+
+
+def test_smac_report_counts_the_seeds_where_inspo_is_below_bc():
+    """A cell below BC is described by how many seeds are below as printed: every seed, most (no verdict), or at
+    most half (within the seeds' spread); -0.001 prints as -0.00 and does not count."""
+    from benchmarks import smac
+    assert smac.seed_differences([-0.02, -0.3]) == " (per seed -0.02, -0.30: below on every seed)"
+    assert smac.seed_differences([0.07, -0.15, -0.11, -0.27, -0.16]) == \
+        " (per seed +0.07, -0.15, -0.11, -0.27, -0.16: below on 4 of 5 seeds)"
+    assert smac.seed_differences([-0.001, -0.09, -0.004, 0.04, 0.03]) == (
+        " (per seed -0.00, -0.09, -0.00, +0.04, +0.03: below on 1 of 5 seeds, a difference within the seeds' spread "
+        "rather than a systematic loss)")
