@@ -160,9 +160,9 @@ def test_smac_tuning_runs_change_one_setting_and_are_reported_beside_the_default
     for d in ("expert", "mixed"):
         flags = runs[f"3s_vs_5z/{d}/bc-2000/seed0"]
         assert flags["bc_updates"] == 2000 and flags["num_updates"] == 7 and flags["dataset"] == d
-    flags = runs["5m_vs_6m/mixed/kl-0.08/seed0"]
-    assert flags["target_kl"] == 0.08 and flags["bc_updates"] == 5 and flags["num_updates"] == 7
-    assert runs["2s3z/expert/inspo/seed0"]["bc_updates"] == 5 and "target_kl" not in runs["2s3z/expert/inspo/seed0"]
+    flags = runs["5m_vs_6m/mixed/alpha-1/seed0"]
+    assert (flags["alpha"], flags["autotune_alpha"], flags["bc_updates"], flags["num_updates"]) == (1.0, False, 5, 7)
+    assert runs["2s3z/expert/inspo/seed0"]["bc_updates"] == 5 and "alpha" not in runs["2s3z/expert/inspo/seed0"]
 
     def summary(seed, win, bc, minutes):
         return {"final_win_rate": win, "bc_win_rate": bc, "wall_time_s": 60 * minutes, "args": {"seed": seed}}
@@ -173,7 +173,8 @@ def test_smac_tuning_runs_change_one_setting_and_are_reported_beside_the_default
             "6.0 min |") in lines
     assert ("| 3s_vs_5z | expert | --bc-updates 2000 | 0.70 ± 0.10 | 0.60 ± 0.00 | +0.10 | 0.99 ± 0.01 | 0.98 ± 0.02 | "
             "0,1 | 10.0 min |") in lines
-    assert "| 5m_vs_6m | mixed | --target-kl 0.08 | – | – | – | 0.78 ± 0.06 | 0.21 ± 0.12 | none yet | – |" in lines
+    assert ("| 5m_vs_6m | mixed | --no-autotune-alpha --alpha 1.0 | – | – | – | 0.78 ± 0.06 | 0.21 ± 0.12 | none yet | "
+            "– |") in lines
 
 
 def test_smac_report_counts_the_seeds_where_inspo_is_below_bc():
