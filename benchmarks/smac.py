@@ -74,7 +74,7 @@ class Options:
     datasets: list[str] = field(default_factory=lambda: list(DATASETS))
     """datasets of Table 4"""
     ablations: bool = True
-    """also run Table 5's α column and Table 6's update orders"""
+    """also run Table 5's α column, Table 6's update orders and the settings beyond the defaults (TUNING)"""
     num_updates: int = 500
     """training iterations of every run (inspo_smac.py's default; docs/algorithm.md says how it was chosen)"""
     bc_updates: int = 500
