@@ -228,7 +228,7 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
             inspo = [s["final_win_rate"] for s in runs]
             bc = [s["bc_win_rate"] for s in runs]
             gain = np.mean(inspo) - np.mean(bc)
-            times = [s["wall_time_s"] for s in runs if f"{m}/{d}/inspo/seed{s['args']['seed']}" not in excluded]
+            times = own_wall_times((m, d, "inspo"), runs, excluded)
             lines.append(f"| {m} | {d} | {runs[0]['card']['win_rate']:.2f} | {fmt(inspo)} | {fmt(bc)} | {gain:+.2f} | "
                          f"{np.mean([s['final_return'] for s in runs]):.2f} / {np.mean([s['bc_return'] for s in runs]):.2f} "
                          f"({runs[0]['card']['return_mean']:.2f}) | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
@@ -277,8 +277,8 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
               "| map | ours, mean over its runs | max | peak memory (worker process) | ours on a GPU (below) | paper (GPU) |",
               "|---|---|---|---|---|---|"]
     for m in MAPS:
-        times = [s["wall_time_s"] for (mm, d, v), runs in groups.items() if mm == m and v not in tuned for s in runs
-                 if f"{mm}/{d}/{v}/seed{s['args']['seed']}" not in excluded]  # the grid's settings only
+        times = [t for key, runs in groups.items() if key[0] == m and key[2] not in tuned  # the grid's settings only
+                 for t in own_wall_times(key, runs, excluded)]
         memory = [s["peak_rss_mb"] for (mm, _, _), runs in groups.items() if mm == m for s in runs if "peak_rss_mb" in s]
         memory_text = f"{max(memory) / 1024:.1f} GB" if memory else "–"
         gpu_times = [s["wall_time_s"] for (mm, _, _), runs in (gpu_groups or {}).items() if mm == m for s in runs]
@@ -298,6 +298,11 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
                           for s in runs)
         lines.append(f"- {' '.join(key)}: {cells}")
     return lines
+
+
+def own_wall_times(key: tuple[str, str, str], runs: list[dict], excluded: dict[str, str]) -> list[float]:
+    """wall_time_s of a cell's runs, less those whose time is not the run's own (wall_time_excluded.json)."""
+    return [s["wall_time_s"] for s in runs if f"{'/'.join(key)}/seed{s['args']['seed']}" not in excluded]
 
 
 def seed_differences(deltas: list[float]) -> str:
@@ -330,7 +335,7 @@ def tuning_report(groups: dict, options: Options, excluded: dict[str, str]) -> l
         for setting, variant in settings:
             runs = groups.get((m, d, variant), [])
             inspo, bc = [s["final_win_rate"] for s in runs], [s["bc_win_rate"] for s in runs]
-            times = [s["wall_time_s"] for s in runs if f"{m}/{d}/{variant}/seed{s['args']['seed']}" not in excluded]
+            times = own_wall_times((m, d, variant), runs, excluded)
             lines.append(f"| {m} | {d} | {setting} | {fmt(inspo)} | {fmt(bc)} | "
                          + (f"{np.mean(inspo) - np.mean(bc):+.2f}" if runs else "–")
                          + f" | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs) or 'none yet'} | "
