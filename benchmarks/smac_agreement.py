@@ -13,7 +13,11 @@ valued available action is the action the data took:
 
 A mixed dataset is split into its medium half and its expert half (the first and the last 2500
 episodes: envs.smac_data builds it as [medium; expert]). Also: the share of agent-episodes in which π
-takes the data's action at every decision, and the mean KL(π‖µ) per decision.
+takes the data's action at every decision, the mean KL(π‖µ) per decision, and the final actor weights
+of Eq. 20 on the data's actions (w = exp((A − β log µ)/(α+β)) with β = 0, A = Q̄^i(s,a^i) − Σ_a π^i Q̄^i,
+Q̄ the target critic as in the actor's loss):
+the share of decisions at the clip (--weight-clip) and their relative effective sample size
+(Σw)² / (n Σw²), which is 1 when every weight is equal (the actor is then BC on its resampled data).
 
     python benchmarks/smac_agreement.py RUN_DIR [RUN_DIR ...] [--out benchmarks/results/smac_agreement.md]
 
@@ -48,19 +52,21 @@ def load(run_dir: str):
     sizes = map_sizes(args.map)
     in_dim = sizes["obs_shape"] + sizes["n_actions"] + sizes["n_agents"]
     models = {key: load_models(checkpoint, key, in_dim, sizes["n_actions"], args.rnn_hidden) for key in ("policies", "behaviours")}
-    models["critics"] = []
-    for weights in checkpoint["critics"]:
-        critic = inspo_smac.Critic(sizes["state_shape"], sizes["n_actions"], args.hidden_dim)
-        critic.load_state_dict(weights)
-        models["critics"].append(critic.eval())
+    for key in ("critics", "target_critics"):
+        models[key] = []
+        for weights in checkpoint[key]:
+            critic = inspo_smac.Critic(sizes["state_shape"], sizes["n_actions"], args.hidden_dim)
+            critic.load_state_dict(weights)
+            models[key].append(critic.eval())
     return summary, args, models, checkpoint["alpha"]
 
 
 @torch.no_grad()
-def agreement(data: dict, episodes: np.ndarray, models: dict, alpha: float, chunk: int = 250) -> dict:
+def agreement(data: dict, episodes: np.ndarray, models: dict, alpha: float, weight_clip: float, chunk: int = 250) -> dict:
     """Counts over the decisions of the given episodes (see the module's docstring)."""
     hits = dict.fromkeys(MODELS, 0)
     decisions, all_right, agent_episodes, kl = 0, 0, 0, 0.0
+    weight_sum, weight_square_sum, clipped = 0.0, 0.0, 0
     for start in range(0, len(episodes), chunk):
         batch = inspo_smac.episode_batch(data, torch.as_tensor(episodes[start:start + chunk]))
         for i in range(batch["actions"].shape[2]):
@@ -76,8 +82,15 @@ def agreement(data: dict, episodes: np.ndarray, models: dict, alpha: float, chun
             agent_episodes += len(taken)
             decisions += int(decide.sum())
             kl += float(((log_pi.exp() * (log_pi - log_mu)).sum(-1) * decide).sum())
+            q_target = models["target_critics"][i](batch["state"])  # the actor's critic (Eq. 20)
+            advantage = q_target.gather(-1, taken[..., None]).squeeze(-1) - (log_pi.exp() * q_target).sum(-1)
+            log_w = (advantage / alpha)[decide]
+            weights = log_w.clamp(max=np.log(weight_clip)).exp().double()
+            weight_sum, weight_square_sum = weight_sum + float(weights.sum()), weight_square_sum + float((weights ** 2).sum())
+            clipped += int((log_w >= np.log(weight_clip)).sum())
     return {**{name: hits[name] / decisions for name in MODELS}, "decisions": decisions,
-            "pi_all_right": all_right / agent_episodes, "kl": kl / decisions}
+            "pi_all_right": all_right / agent_episodes, "kl": kl / decisions, "clipped": clipped / decisions,
+            "ess": weight_sum ** 2 / (decisions * weight_square_sum)}
 
 
 def measure(run_dir: str) -> list[dict]:
@@ -88,7 +101,8 @@ def measure(run_dir: str) -> list[dict]:
     parts = {"medium half": np.arange(n // 2), "expert half": np.arange(n // 2, n)} if args.dataset == "mixed" and args.dataset_file is None \
         else {"all": np.arange(n)}
     return [{"map": args.map, "dataset": args.dataset, "seed": args.seed, "run": run_dir, "part": part, "alpha": alpha,
-             "final_win_rate": summary["final_win_rate"], **agreement(data, episodes, models, alpha)}
+             "alpha_tuned": args.autotune_alpha,
+             "final_win_rate": summary["final_win_rate"], **agreement(data, episodes, models, alpha, args.weight_clip)}
             for part, episodes in parts.items()]
 
 
@@ -97,13 +111,16 @@ def report(rows: list[dict]) -> str:
              "Over every decision of the run's dataset (two or more available actions), given the data's own history: the "
              "share at which each model's best available action is the data's action. π: the final policy; µ: BC; Q: the "
              "final local critic alone; µe^{Q/α}: the in-sample target of Eq. 20 at the final α. `all right`: agent-episodes "
-             "in which π takes the data's action at every decision. KL: mean KL(π‖µ) per decision.", "",
-             "| run | seed | part | decisions | π | µ | Q | µe^{Q/α} | π all right | KL(π‖µ) | α | final win rate |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "in which π takes the data's action at every decision. KL: mean KL(π‖µ) per decision. Eq. 20's final weights "
+             "w = min(exp(A/α), clip) on the data's actions: the share at the clip, and their relative effective sample size "
+             "(Σw)²/(n Σw²) (1: all equal, the actor is BC on its resampled data).", "",
+             "| run | seed | part | decisions | π | µ | Q | µe^{Q/α} | π all right | KL(π‖µ) | w at clip | ESS of w | α | final win rate |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['map']} {r['dataset']} | {r['seed']} | {r['part']} | {r['decisions']:,} | "
                      + " | ".join(f"{100 * r[m]:.1f} %" for m in MODELS)
-                     + f" | {100 * r['pi_all_right']:.1f} % | {r['kl']:.3f} | {r['alpha']:.3f} | {r['final_win_rate']:.3f} |")
+                     + f" | {100 * r['pi_all_right']:.1f} % | {r['kl']:.3f} | {100 * r['clipped']:.1f} % | {r['ess']:.2f}"
+                     f" | {r['alpha']:.3f} ({'auto' if r['alpha_tuned'] else 'fixed'}) | {r['final_win_rate']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -203,6 +203,15 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     assert agree["part"] == "all" and agree["decisions"] == int(((arrays["avail_actions"][:, :-1].sum(-1) >= 2) & before_end[..., None]).sum())
     assert all(0 <= agree[m] <= 1 for m in smac_agreement.MODELS) and agree["kl"] >= -1e-6 and agree["alpha"] > 0
     assert agree["pi_all_right"] <= agree["pi"] and agree["final_win_rate"] == summary["final_win_rate"]
+    assert 0 <= agree["clipped"] <= 1 and 0 < agree["ess"] <= 1 + 1e-9
+    # Eq. 20's weights: at a huge α all equal (ESS 1, none clipped); at a tiny α each is the clip or ~0, so ESS = share clipped
+    _, run_args, models, _ = smac_agreement.load(run_dir)
+    data = inspo_smac.episode_tensors(arrays, "cpu")
+    episodes = np.arange(len(data["reward"]))
+    flat = smac_agreement.agreement(data, episodes, models, 1e9, run_args.weight_clip)
+    assert flat["ess"] == pytest.approx(1, abs=1e-6) and flat["clipped"] == 0
+    sharp = smac_agreement.agreement(data, episodes, models, 1e-9, run_args.weight_clip)
+    assert 0 < sharp["clipped"] < 1 and sharp["ess"] == pytest.approx(sharp["clipped"], rel=0.05)
     printed, progress = capsys.readouterr()  # the dataset it trained on, then the result a user reads; the bar on stderr
     assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "5/5 [" in progress
     printed = printed.splitlines()
