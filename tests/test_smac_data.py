@@ -424,6 +424,16 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     fake_run(tmp_path / "lost", evals, {3, 6})  # the medium-replay window's weights are gone
     with pytest.raises(InputError, match="--keep-episodes 1976"):
         ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lost"), **ship))
+    # the expert from another run: the medium from all of --run-dir's snapshots, or from those before --medium-before
+    manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "carried"), expert_run_dir=str(tmp_path / "full"), **ship))
+    assert (manifest["expert_run"], manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == ("full", 6000, 2000)
+    evals[5] = (0.0, 12.8)  # nearer CFCQL's 12.76 than snapshot 2's 11.0, after 3000 env steps
+    fake_run(tmp_path / "late", evals, set(range(7)))
+    late = dict(run_dir=str(tmp_path / "late"), expert_run_dir=str(tmp_path / "full"), **ship)
+    assert ship_policies.main(ship_policies.Args(**late))["medium"]["t_env"] == 5000
+    assert ship_policies.main(ship_policies.Args(**late, medium_before=3000))["medium"]["t_env"] == 2000
+    with pytest.raises(InputError, match="--medium-before 0 is not accepted"):
+        ship_policies.main(ship_policies.Args(**late, medium_before=0))
 
 
 def test_qmix_runs_benchmark_tables_a_run(tmp_path, monkeypatch):

@@ -5,9 +5,10 @@ CFCQL's recipe (../shared/docs/SMAC.md §11.1) names three kinds of behaviour po
 snapshots tools/qmix_smac.py saved, this tool picks:
   * expert: the snapshot with the best greedy win rate (ties: return) over --eval-episodes
     battles, among the --candidates snapshots with the best test win rates during training;
-  * medium: the snapshot before the expert whose greedy return over --eval-episodes battles is
-    closest to CFCQL's medium return mean for the map (OG-MARL's card), with a win rate below
-    the expert's (where the run never wins: a return below the expert's);
+  * medium: the snapshot before the expert (or before --medium-before env steps) whose greedy
+    return over --eval-episodes battles is closest to CFCQL's medium return mean for the map
+    (OG-MARL's card), with a win rate below the expert's (where the run never wins: a return
+    below the expert's);
   * replay: the snapshots that played the last N training episodes before the medium one
     (N = 5000; 1976 on 2s3z, as CFCQL's files), each with the number of episodes it played and
     its mean ε, merged into at most --max-replay-checkpoints (each keeps the earliest weights of
@@ -49,6 +50,9 @@ class Args:
     """greedy battles that rank the candidate snapshots"""
     candidates: int = 8
     """snapshots (best training test win rates) re-evaluated for the expert; also for the medium"""
+    medium_before: int | None = None
+    """take the medium from --run-dir's snapshots before this many env steps (default: before the expert, when it is
+    of the same run; all of them with --expert-run-dir or --expert-scripted)"""
     max_replay_checkpoints: int = 20
     """merge the replay snapshots into at most this many"""
     policy_dir: str = POLICY_DIR
@@ -117,6 +121,8 @@ def describe(row: dict, file: str) -> dict:
 def main(args: Args) -> dict:
     if not 0.0 <= args.expert_epsilon < 1.0 or (args.expert_epsilon and not args.expert_scripted):
         raise InputError(f"--expert-epsilon {args.expert_epsilon} is not accepted; accepted: 0 <= ε < 1, with --expert-scripted")
+    if args.medium_before is not None and args.medium_before <= 0:
+        raise InputError(f"--medium-before {args.medium_before} is not accepted; accepted: a positive number of env steps")
     rows = snapshots(args.run_dir)
     map_name = rows[0]["map"]
     expert_rows = snapshots(args.expert_run_dir) if args.expert_run_dir else rows
@@ -131,7 +137,8 @@ def main(args: Args) -> dict:
         expert = max(ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes)["win_rate"], r["eval"]["return"]))
     # medium: the snapshot whose return is nearest CFCQL's medium return, before the expert (same run) and below it
     target = CFCQL_CARDS[(map_name, "medium")][0]
-    limit = expert["t_env"] if expert_rows is rows and expert["t_env"] is not None else float("inf")
+    limit = args.medium_before if args.medium_before is not None else \
+        expert["t_env"] if expert_rows is rows and expert["t_env"] is not None else float("inf")
     before = [r for r in rows if 0 < r["t_env"] < limit and r["weights"]]
     near = sorted(before, key=lambda r: abs(r["test_return"] - target))[:args.candidates]
     for r in near:
