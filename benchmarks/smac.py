@@ -53,7 +53,7 @@ PAPER_ORDER = {  # Table 6, mixed datasets
 }
 PAPER_HOURS = {"2s3z": 1.75, "3s_vs_5z": 1.2, "5m_vs_6m": 1.25, "6h_vs_8z": 2.25}  # Table 7, one seed on a GPU
 # Settings beyond the grid's defaults, not in the paper's tables: (map, dataset, name, flags beyond the defaults).
-# 3s_vs_5z's datasets hold 1.0-1.2M transitions, the others' 0.11-0.36M: a longer behaviour cloning. On 5m_vs_6m
+# 3s_vs_5z's datasets hold 0.55-1.2M transitions, the others' 0.11-0.36M: a longer behaviour cloning. On 5m_vs_6m
 # InSPO ends below BC with auto-α, which stays near its initial 0.1 within 500 iterations: a fixed α = 1 from
 # the paper's grid {0.1, 0.5, 1, 3, 5}, a policy nearer µ. At α = 1 Eq. 20's weights are nearly equal (their
 # relative effective sample size 0.99, benchmarks/results/smac_agreement_5m_vs_6m.md), so InSPO's iterations are

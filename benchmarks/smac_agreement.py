@@ -14,8 +14,8 @@ valued available action is the action the data took:
 A mixed dataset is split into its medium half and its expert half (the first and the last 2500
 episodes: envs.smac_data builds it as [medium; expert]). Also: the share of agent-episodes in which π
 takes the data's action at every decision, the mean KL(π‖µ) per decision, and the final actor weights
-of Eq. 20 on the data's actions (w = exp((A − β log µ)/(α+β)) with β = 0, A = Q̄^i(s,a^i) − Σ_a π^i Q̄^i,
-Q̄ the target critic as in the actor's loss):
+of Eq. 20 on the data's actions (w = exp((A − β log µ^i(a^i))/(α+β)) at the final α and β,
+A = Q̄^i(s,a^i) − Σ_a π^i Q̄^i, Q̄ the target critic as in the actor's loss):
 the share of decisions at the clip (--weight-clip) and their relative effective sample size
 (Σw)² / (n Σw²), which is 1 when every weight is equal (the actor is then BC on its resampled data).
 
@@ -58,11 +58,12 @@ def load(run_dir: str):
             critic = inspo_smac.Critic(sizes["state_shape"], sizes["n_actions"], args.hidden_dim)
             critic.load_state_dict(weights)
             models[key].append(critic.eval())
-    return summary, args, models, checkpoint["alpha"]
+    return summary, args, models, checkpoint["alpha"], checkpoint["beta"]
 
 
 @torch.no_grad()
-def agreement(data: dict, episodes: np.ndarray, models: dict, alpha: float, weight_clip: float, chunk: int = 250) -> dict:
+def agreement(data: dict, episodes: np.ndarray, models: dict, alpha: float, weight_clip: float, beta: float = 0.0,
+              chunk: int = 250) -> dict:
     """Counts over the decisions of the given episodes (see the module's docstring)."""
     hits = dict.fromkeys(MODELS, 0)
     decisions, all_right, agent_episodes, kl = 0, 0, 0, 0.0
@@ -84,7 +85,8 @@ def agreement(data: dict, episodes: np.ndarray, models: dict, alpha: float, weig
             kl += float(((log_pi.exp() * (log_pi - log_mu)).sum(-1) * decide).sum())
             q_target = models["target_critics"][i](batch["state"])  # the actor's critic (Eq. 20)
             advantage = q_target.gather(-1, taken[..., None]).squeeze(-1) - (log_pi.exp() * q_target).sum(-1)
-            log_w = (advantage / alpha)[decide]
+            log_mu_taken = log_mu.gather(-1, taken[..., None]).squeeze(-1)
+            log_w = ((advantage - beta * log_mu_taken) / (alpha + beta))[decide]
             weights = log_w.clamp(max=np.log(weight_clip)).exp().double()
             weight_sum, weight_square_sum = weight_sum + float(weights.sum()), weight_square_sum + float((weights ** 2).sum())
             clipped += int((log_w >= np.log(weight_clip)).sum())
@@ -94,7 +96,7 @@ def agreement(data: dict, episodes: np.ndarray, models: dict, alpha: float, weig
 
 
 def measure(run_dir: str) -> list[dict]:
-    summary, args, models, alpha = load(run_dir)
+    summary, args, models, alpha, beta = load(run_dir)
     arrays, _ = inspo_smac.load_dataset(args)
     data = inspo_smac.episode_tensors(arrays, "cpu")
     n = len(data["reward"])
@@ -102,7 +104,7 @@ def measure(run_dir: str) -> list[dict]:
         else {"all": np.arange(n)}
     return [{"map": args.map, "dataset": args.dataset, "seed": args.seed, "run": run_dir, "part": part, "alpha": alpha,
              "alpha_tuned": args.autotune_alpha,
-             "final_win_rate": summary["final_win_rate"], **agreement(data, episodes, models, alpha, args.weight_clip)}
+             "final_win_rate": summary["final_win_rate"], **agreement(data, episodes, models, alpha, args.weight_clip, beta)}
             for part, episodes in parts.items()]
 
 
@@ -112,7 +114,7 @@ def report(rows: list[dict]) -> str:
              "share at which each model's best available action is the data's action. π: the final policy; µ: BC; Q: the "
              "final local critic alone; µe^{Q/α}: the in-sample target of Eq. 20 at the final α. `all right`: agent-episodes "
              "in which π takes the data's action at every decision. KL: mean KL(π‖µ) per decision. Eq. 20's final weights "
-             "w = min(exp(A/α), clip) on the data's actions: the share at the clip, and their relative effective sample size "
+             "w = min(exp((A − β log µ)/(α+β)), clip) on the data's actions: the share at the clip, and their relative effective sample size "
              "(Σw)²/(n Σw²) (1: all equal, the actor is BC on its resampled data).", "",
              "| run | seed | part | decisions | π | µ | Q | µe^{Q/α} | π all right | KL(π‖µ) | w at clip | ESS of w | α | final win rate |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

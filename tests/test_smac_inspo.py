@@ -205,13 +205,24 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     assert agree["pi_all_right"] <= agree["pi"] and agree["final_win_rate"] == summary["final_win_rate"]
     assert 0 <= agree["clipped"] <= 1 and 0 < agree["ess"] <= 1 + 1e-9
     # Eq. 20's weights: at a huge α all equal (ESS 1, none clipped); at a tiny α each is the clip or ~0, so ESS = share clipped
-    _, run_args, models, _ = smac_agreement.load(run_dir)
+    _, run_args, models, _, beta = smac_agreement.load(run_dir)
+    assert beta == pytest.approx(run_args.beta_0 * run_args.beta_decay ** 5)  # the final β, which Eq. 20's weights use
     data = inspo_smac.episode_tensors(arrays, "cpu")
     episodes = np.arange(len(data["reward"]))
-    flat = smac_agreement.agreement(data, episodes, models, 1e9, run_args.weight_clip)
+    flat = smac_agreement.agreement(data, episodes, models, 1e9, run_args.weight_clip, beta)
     assert flat["ess"] == pytest.approx(1, abs=1e-6) and flat["clipped"] == 0
-    sharp = smac_agreement.agreement(data, episodes, models, 1e-9, run_args.weight_clip)
+    sharp = smac_agreement.agreement(data, episodes, models, 1e-9, run_args.weight_clip)  # β = 0
     assert 0 < sharp["clipped"] < 1 and sharp["ess"] == pytest.approx(sharp["clipped"], rel=0.05)
+    # a huge β leaves w = min(1/µ(a), clip): Eq. 20's entropy term alone
+    with torch.no_grad():
+        batch = inspo_smac.episode_batch(data, torch.as_tensor(episodes))
+        w = []
+        for i, behaviour in enumerate(models["behaviours"]):
+            decide = batch["valid"] & (batch["avail"][:, :, i].sum(-1) >= 2)
+            w.append(torch.exp(-inspo_smac.taken(inspo_smac.unroll(behaviour, batch, i), batch, i))[decide].clamp(max=run_args.weight_clip))
+        w = torch.cat(w).double()
+    entropy_only = smac_agreement.agreement(data, episodes, models, 1e-9, run_args.weight_clip, 1e9)
+    assert entropy_only["ess"] == pytest.approx(float(w.sum() ** 2 / (len(w) * (w ** 2).sum())), rel=1e-4)
     printed, progress = capsys.readouterr()  # the dataset it trained on, then the result a user reads; the bar on stderr
     assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "5/5 [" in progress
     printed = printed.splitlines()
