@@ -84,9 +84,8 @@ def agreement(data: dict, episodes: np.ndarray, models: dict, alpha: float, weig
             decisions += int(decide.sum())
             kl += float(((log_pi.exp() * (log_pi - log_mu)).sum(-1) * decide).sum())
             q_target = models["target_critics"][i](batch["state"])  # the actor's critic (Eq. 20)
-            advantage = q_target.gather(-1, taken[..., None]).squeeze(-1) - (log_pi.exp() * q_target).sum(-1)
-            log_mu_taken = log_mu.gather(-1, taken[..., None]).squeeze(-1)
-            log_w = ((advantage - beta * log_mu_taken) / (alpha + beta))[decide]
+            advantage = inspo_smac.taken(q_target, batch, i) - (log_pi.exp() * q_target).sum(-1)
+            log_w = ((advantage - beta * inspo_smac.taken(log_mu, batch, i)) / (alpha + beta))[decide]
             weights = log_w.clamp(max=np.log(weight_clip)).exp().double()
             weight_sum, weight_square_sum = weight_sum + float(weights.sum()), weight_square_sum + float((weights ** 2).sum())
             clipped += int((log_w >= np.log(weight_clip)).sum())
