@@ -36,7 +36,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -96,11 +96,11 @@ class Args:
     """sequential updates (InSPO); --no-sequential is the simultaneous-update ablation"""
     update_order: Literal["random", "fixed", "semi-greedy"] = "random"
     """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
-    num_updates: int = 500
-    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps);
-    500 reaches the final win rate on every cell measured so far (benchmarks/results/smac.md) (an integer in 1..10^9)"""
-    bc_updates: int = 500
-    """gradient updates of behaviour cloning (µ^i and µ^-i) before training (an integer in 1..10^9)"""
+    num_updates: int | None = None
+    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps)
+    (default: the map and dataset's entry of PRESETS, else 500) (an integer in 1..10^9)"""
+    bc_updates: int | None = None
+    """gradient updates of behaviour cloning (µ^i and µ^-i) before training (default: PRESETS, else 500) (1..10^9)"""
     batch_episodes: int = 32
     """episodes unrolled per iteration (and per behaviour-cloning update) (an integer in 1..4096)"""
     batch_size: int = 256
@@ -113,8 +113,10 @@ class Args:
     """Adam learning rate of the policies, critics and behaviour models (> 0)"""
     gamma: float = 0.99
     """discount (in [0, 1])"""
-    tau: float = 0.005
+    tau: float = 0.05
     """soft-update rate of the target critics (in (0, 1])"""
+    td_lambda: float = 0.8
+    """λ of the critics' λ-return targets along the dataset's episodes (in [0, 1]; 0: one-step targets)"""
     alpha: float = 0.1
     """KL temperature α (the initial value with --autotune-alpha) (>= 0)"""
     autotune_alpha: bool = True
@@ -139,10 +141,27 @@ class Args:
     """evaluate (and log) every this many iterations (an integer in 1..10^9)"""
     eval_greedy: bool = True
     """greedy evaluation (argmax over the available actions, CFCQL's protocol); --no-eval-greedy samples"""
+    log_interval: int = 10
+    """log the losses, α, β and KL (means over agents) every this many iterations (an integer in 1..10^9)"""
+    critic_probe_episodes: int = 64
+    """dataset episodes on which the critics are checked against the return-to-go at every evaluation (1..10^5)"""
+
+
+# The budget: 500 behaviour-cloning updates and 500 iterations unless a (map, dataset) needs another
+# (docs/algorithm.md, "Budget"); a flag given on the command line wins over both.
+DEFAULT_BUDGET = {"num_updates": 500, "bc_updates": 500}
+PRESETS: dict[tuple[str, str], dict] = {}
+
+
+def with_presets(args: Args) -> Args:
+    """args with every budget flag left unset taken from PRESETS[map, dataset], else DEFAULT_BUDGET."""
+    budget = {**DEFAULT_BUDGET, **PRESETS.get((args.map, args.dataset), {})}
+    return replace(args, **{key: value for key, value in budget.items() if getattr(args, key) is None})
 
 
 def check_args(args: Args) -> None:
     """Reject impossible settings with one line that names the value and what is accepted (before any work)."""
+    args = with_presets(args)
     if args.map not in MAPS:
         raise InputError(f"unknown SMAC map {args.map!r}; accepted: {', '.join(MAPS)}")
     if args.dataset not in DATASETS:
@@ -150,7 +169,7 @@ def check_args(args: Args) -> None:
     # every real flag with its domain: (name, low, high, low open, high open)
     for name, low, high, low_open, high_open in (
             ("learning_rate", 0, None, True, False), ("alpha_lr", 0, None, True, False), ("gamma", 0, 1, False, False),
-            ("tau", 0, 1, True, False), ("alpha", 0, None, False, False), ("target_kl", 0, None, False, False),
+            ("tau", 0, 1, True, False), ("td_lambda", 0, 1, False, False), ("alpha", 0, None, False, False), ("target_kl", 0, None, False, False),
             ("beta_0", 0, None, False, False), ("beta_decay", 0, 1, False, False), ("cql_alpha", 0, None, False, False),
             ("weight_clip", 0, None, True, False)):
         check_number(name, getattr(args, name), low, high, low_open, high_open)
@@ -159,7 +178,8 @@ def check_args(args: Args) -> None:
     # every integer flag with its domain; the upper limits turn an impossible allocation into one line
     for name, high in (("num_updates", 10**9), ("bc_updates", 10**9), ("batch_episodes", 4096), ("batch_size", 2**20),
                        ("hidden_dim", 8192), ("rnn_hidden", 4096), ("eval_episodes", 10**5), ("final_eval_episodes", 10**5),
-                       ("eval_interval", 10**9), ("checkpoint_interval", 10**9)):
+                       ("eval_interval", 10**9), ("checkpoint_interval", 10**9),
+                       ("log_interval", 10**9), ("critic_probe_episodes", 10**5)):
         check_count(name, getattr(args, name), 1, high)
     if args.dataset_episodes is not None:
         check_count("dataset_episodes", args.dataset_episodes, 1, 10**6)
@@ -346,21 +366,44 @@ def resample(log_rho: torch.Tensor, valid: torch.Tensor, args, generator) -> tor
     return torch.multinomial(weights, args.batch_size, replacement=True, generator=generator)
 
 
-def critic_loss(batch, steps, i: int, critic, target_critic, logp_before, alpha: float, beta: float, args) -> torch.Tensor:
-    """Eq. 24 at the resampled steps: TD error to the soft target plus α_CQL (logsumexp Q − E_µ Q).
-    logp_before: agent i's log π [B, T, A] before its update in this iteration (the target's policy)."""
-    B, T = batch["reward"].shape
+@torch.no_grad()
+def soft_values(batch, logps, target_critics, alpha: float, beta: float) -> torch.Tensor:
+    """Eq. 24's soft value of every slot of the batch, every agent [B, T, N]:
+    V^i(s_t) = Σ_a π^i(a|τ^i_t) Q̄^i(s_t, a) − α KL(π^i‖µ^i)(τ^i_t) + β H(π^i)(τ^i_t), with each agent's
+    policy before its update in this iteration (logps) and one target-critic forward over all the states."""
+    values = []
+    for i, (logp, target_critic) in enumerate(zip(logps, target_critics)):
+        pi = logp.exp()
+        kl = (pi * (logp - batch["log_mu"][:, :, i])).sum(-1)
+        entropy = -(pi * logp).sum(-1)
+        values.append((pi * target_critic(batch["state"])).sum(-1) - alpha * kl + beta * entropy)
+    return torch.stack(values, -1)
+
+
+def lambda_returns(reward, done, valid, values, gamma: float, td_lambda: float) -> torch.Tensor:
+    """The critics' targets [B, T, N]: λ-returns of the soft value along each episode of the batch,
+        G_t = r_t + γ (1 − d_t) [(1 − λ) V_{t+1} + λ G_{t+1}],
+    where G_{t+1} is V_{t+1} when t + 1 is not a transition (the last state of an episode cut before
+    it terminated). λ = 0 is Eq. 24's one-step target; λ = 1 the discounted return, bootstrapped once
+    at a cut. reward, done, valid [B, T]; values [B, T, N]. Slots that are not transitions hold junk."""
+    returns = torch.zeros_like(values)
+    next_return = values[:, -1]
+    for t in range(values.shape[1] - 2, -1, -1):  # a reverse scan over time; agents and episodes at once
+        next_value = values[:, t + 1]
+        ahead = torch.where(valid[:, t + 1, None], (1 - td_lambda) * next_value + td_lambda * next_return, next_value)
+        returns[:, t] = reward[:, t, None] + gamma * (1 - done[:, t, None]) * ahead
+        next_return = returns[:, t]
+    return returns
+
+
+def critic_loss(batch, steps, i: int, critic, targets, args) -> torch.Tensor:
+    """Eq. 24 at the resampled steps: squared error to the λ-return targets [B, T] of agent i plus
+    α_CQL (logsumexp Q − E_µ Q)."""
+    T = batch["reward"].shape[1]
     b, t = steps // T, steps % T
     state, avail, a = batch["state"][b, t], batch["avail"][b, t, i], batch["actions"][b, t, i]
-    with torch.no_grad():
-        next_logp = logp_before[b, t + 1]
-        next_pi = next_logp.exp()
-        next_v = (next_pi * target_critic(batch["state"][b, t + 1])).sum(-1)
-        kl = (next_pi * (next_logp - batch["log_mu"][b, t + 1, i])).sum(-1)
-        entropy = -(next_pi * next_logp).sum(-1)
-        y = batch["reward"][b, t] + args.gamma * (1 - batch["done"][b, t]) * (next_v - alpha * kl + beta * entropy)
     q = critic(state)
-    td = F.mse_loss(q.gather(1, a[:, None]).squeeze(1), y)
+    td = F.mse_loss(q.gather(1, a[:, None]).squeeze(1), targets[b, t])
     cql = (torch.logsumexp(q.masked_fill(~avail, -1e9), -1) - (batch["log_mu"][b, t, i].exp() * q).sum(-1)).mean()
     return td + args.cql_alpha * cql
 
@@ -403,6 +446,48 @@ def expected_advantages(batch, logps, target_critics) -> np.ndarray:
         pi = logp[valid].exp()
         out.append(float((q.gather(1, batch["actions"][valid][:, i, None]).squeeze(1) - (pi * q).sum(-1)).mean()))
     return np.array(out)
+
+
+# The critic's report: time buckets [start, end) of an episode, and the steps its headline figures pool
+CRITIC_BUCKETS = ((0, 1), (1, 5), (5, 15), (15, 40), (40, 10**9))
+CRITIC_FROM_STEP = 5
+
+
+def probe_episodes(data: dict, count: int, gamma: float) -> dict:
+    """A fixed set of the dataset's episodes (evenly spaced over the file, so both halves of a mixed
+    dataset) with the data's own discounted return-to-go G_t = Σ_{k≥t} γ^{k−t} r_k [E, T]."""
+    idx = torch.linspace(0, len(data["reward"]) - 1, min(count, len(data["reward"])), device=data["reward"].device).long()
+    probe = episode_batch(data, idx)
+    return_to_go, running = torch.zeros_like(probe["reward"]), torch.zeros_like(probe["reward"][:, 0])
+    for t in range(probe["reward"].shape[1] - 1, -1, -1):
+        running = (probe["reward"][:, t] + gamma * running) * probe["valid"][:, t]
+        return_to_go[:, t] = running
+    probe["return_to_go"] = return_to_go
+    return probe
+
+
+@torch.no_grad()
+def critic_report(probe: dict, target_critics) -> dict:
+    """Does the critic know the data's values? Q̄^i(s_t, a^i_t) against the return-to-go G_t of the
+    probe episodes, pooled over agents: mean Q, mean G, bias Q − G and correlation, on the steps from
+    CRITIC_FROM_STEP on (the headline) and per time bucket. NaN where a bucket is empty or constant."""
+    q = torch.stack([critic(probe["state"]).gather(-1, probe["actions"][:, :, i, None]).squeeze(-1)
+                     for i, critic in enumerate(target_critics)], -1)  # [E, T, N]
+    g = probe["return_to_go"][..., None].expand_as(q)
+    t = torch.arange(q.shape[1], device=q.device)[None, :, None].expand_as(q)
+    valid = probe["valid"][..., None].expand_as(q)
+
+    def stats(mask) -> dict:
+        qs, gs = q[mask], g[mask]
+        corr = torch.corrcoef(torch.stack([qs, gs]))[0, 1] if len(qs) > 1 else torch.tensor(float("nan"))
+        mean_q, mean_g = float(qs.mean()), float(gs.mean())
+        return {"q": mean_q, "return": mean_g, "bias": mean_q - mean_g, "corr": float(corr), "steps": int(mask.sum())}
+
+    report = stats(valid & (t >= CRITIC_FROM_STEP))
+    report["relative_bias"] = report["bias"] / abs(report["return"]) if report["return"] else float("nan")
+    report["buckets"] = {f"t{start}-{end if end < 10**9 else 'end'}": stats(valid & (t >= start) & (t < end))
+                         for start, end in CRITIC_BUCKETS}
+    return report
 
 
 def update_order(args, n_agents: int, rng: np.random.Generator, advantages=None) -> list[int]:
@@ -468,7 +553,8 @@ def evaluate(policies, map_name: str, episodes: int, greedy: bool, seed: int, ge
 
 # Arguments that may differ between a checkpoint and the run that resumes it.
 RESUMABLE = {"num_updates", "resume", "progress", "runs_dir", "checkpoint_interval", "track", "wandb_project_name",
-             "wandb_entity", "exp_name", "cuda", "eval_interval", "eval_episodes", "final_eval_episodes", "cache_dir", "env_backend"}
+             "wandb_entity", "exp_name", "cuda", "eval_interval", "eval_episodes", "final_eval_episodes", "cache_dir", "env_backend",
+             "log_interval", "critic_probe_episodes"}
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -504,6 +590,7 @@ def load_dataset(args: Args) -> tuple[dict, dict]:
 
 
 def main(args: Args) -> dict:
+    args = with_presets(args)
     check_args(args)
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     if args.env_backend == "sc2":
@@ -579,6 +666,8 @@ def main(args: Args) -> dict:
         np_rng.bit_generator.state = checkpoint["np_rng"]
         print(f"resumed {run_name} at iteration {checkpoint['iteration']}")
     behaviour_tables(data, behaviours, joint_behaviour)
+    probe = probe_episodes(data, args.critic_probe_episodes, args.gamma)
+    critic_history = checkpoint.get("critic_history", []) if checkpoint else []
     if checkpoint is None:
         bc_win_rate, bc_return = evaluate(behaviours, args.map, args.final_eval_episodes, args.eval_greedy, eval_seed,
                                           eval_generator, device, args.env_backend)
@@ -593,13 +682,15 @@ def main(args: Args) -> dict:
                 "policy_optimisers": [o.state_dict() for o in policy_optimisers],
                 "critic_optimisers": [o.state_dict() for o in critic_optimisers],
                 "log_alpha": log_alpha.detach().clone(), "alpha_optimiser": alpha_optimiser.state_dict(),
-                "alpha": alpha, "beta": beta, "history": history, "best_win_rate": best_win_rate,
+                "alpha": alpha, "beta": beta, "history": history, "critic_history": critic_history, "best_win_rate": best_win_rate,
                 "bc_win_rate": bc_win_rate, "bc_return": bc_return,
                 "device": device.type, "elapsed_s": time.time() - start, "generator": generator.get_state(),
                 "eval_generator": eval_generator.get_state(), "np_rng": np_rng.bit_generator.state}
 
     for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):
         evaluating = iteration % args.eval_interval == 0 or iteration == args.num_updates
+        logging = evaluating or iteration % args.log_interval == 0
+        q_losses, pi_losses = [], []
         idx = torch.randint(len(data["reward"]), (args.batch_episodes,), generator=generator, device=device)
         batch = episode_batch(data, idx)
         # every agent's policy unrolled over the episodes, before this iteration's updates
@@ -608,6 +699,9 @@ def main(args: Args) -> dict:
         log_pi_taken = torch.stack([taken(logp, batch, j) for j, logp in enumerate(logps)], -1)  # [B, T, N]
         advantages = expected_advantages(batch, logps, target_critics) if args.update_order == "semi-greedy" else None
         order = update_order(args, n_agents, np_rng, advantages)
+        # every agent's critic target, from the start-of-iteration policies and the target critics
+        targets = lambda_returns(batch["reward"], batch["done"], batch["valid"],
+                                 soft_values(batch, logps, target_critics, alpha, beta), args.gamma, args.td_lambda)
         # (3, 4) ρ and the resampled steps: per agent just before its update, with the teammates
         # already updated in this iteration (sequential), or all from the start-of-iteration policies
         logps_after = list(logps)
@@ -616,16 +710,18 @@ def main(args: Args) -> dict:
         for i in order:
             if i not in steps:
                 steps[i] = resample(importance_ratio(log_pi_taken, batch["log_mu_others"], i), batch["valid"], args, generator)
-            # (5) local critic, Eq. 24 (its target uses agent i's policy before its update)
-            q_loss = critic_loss(batch, steps[i], i, critics[i], target_critics[i], logps[i], alpha, beta, args)
+            # (5) local critic, Eq. 24, toward the λ-returns (agent i's policy before its update)
+            q_loss = critic_loss(batch, steps[i], i, critics[i], targets[..., i], args)
             critic_optimisers[i].zero_grad()
             q_loss.backward()
             critic_optimisers[i].step()
+            q_losses.append(q_loss.detach())
             # (6) in-sample policy extraction, Eq. 20, through the recurrent unroll
             pi_loss = actor_loss(batch, steps[i], i, unroll(policies[i], batch, i), target_critics[i], alpha, beta, args)
             policy_optimisers[i].zero_grad()
             pi_loss.backward()
             policy_optimisers[i].step()
+            pi_losses.append(pi_loss.detach())
             with torch.no_grad():
                 logps_after[i] = unroll(policies[i], batch, i)
             if args.sequential:  # the later agents' ρ sees agent i's new policy
@@ -634,7 +730,7 @@ def main(args: Args) -> dict:
             for critic, target in zip(critics, target_critics):
                 torch._foreach_lerp_(list(target.parameters()), list(critic.parameters()), args.tau)
         # (8) auto-tuned α, Eq. 25
-        if args.autotune_alpha or evaluating:
+        if args.autotune_alpha or logging:
             with torch.no_grad():
                 kl = mean_kl(batch, logps_after)
         if args.autotune_alpha:
@@ -646,6 +742,12 @@ def main(args: Args) -> dict:
         # (7) decaying entropy temperature
         beta *= args.beta_decay
 
+        if logging:  # means over agents
+            writer.add_scalar("losses/critic_loss", float(torch.stack(q_losses).mean()), iteration)
+            writer.add_scalar("losses/actor_loss", float(torch.stack(pi_losses).mean()), iteration)
+            writer.add_scalar("charts/alpha", alpha, iteration)
+            writer.add_scalar("charts/beta", beta, iteration)
+            writer.add_scalar("charts/kl", float(kl), iteration)
         if evaluating:
             win_rate, eval_return = evaluate(policies, args.map, args.eval_episodes, args.eval_greedy, eval_seed + iteration,
                                              eval_generator, device, args.env_backend)
@@ -653,11 +755,13 @@ def main(args: Args) -> dict:
             history.append((iteration, win_rate, eval_return, time.time() - start))
             writer.add_scalar("eval/win_rate", win_rate, iteration)
             writer.add_scalar("eval/return", eval_return, iteration)
-            writer.add_scalar("charts/alpha", alpha, iteration)
-            writer.add_scalar("charts/beta", beta, iteration)
-            writer.add_scalar("charts/kl", float(kl), iteration)
-            writer.add_scalar("losses/critic_loss", float(q_loss.detach()), iteration)
-            writer.add_scalar("losses/actor_loss", float(pi_loss.detach()), iteration)
+            critic = critic_report(probe, target_critics)
+            critic_history.append({"iteration": iteration, **critic})
+            for key in ("corr", "bias", "relative_bias", "q", "return"):
+                writer.add_scalar(f"charts/critic_{key}", critic[key], iteration)
+            for bucket, values in critic["buckets"].items():
+                writer.add_scalar(f"charts/critic_bias_{bucket}", values["bias"], iteration)
+                writer.add_scalar(f"charts/critic_corr_{bucket}", values["corr"], iteration)
         if iteration % args.checkpoint_interval == 0 or iteration == args.num_updates:
             save_checkpoint(os.path.join(run_dir, "checkpoint.pt"), checkpoint_state(iteration))
 
@@ -668,14 +772,18 @@ def main(args: Args) -> dict:
         "map": args.map, "dataset": args.dataset, "card": card, "eval_greedy": args.eval_greedy, "env_backend": args.env_backend,
         "final_win_rate": final_win_rate, "final_return": final_return, "best_win_rate": best_win_rate,
         "bc_win_rate": bc_win_rate, "bc_return": bc_return, "history": history,
+        "critic": critic_history[-1], "critic_history": critic_history,
         "wall_time_s": wall_time, "num_updates": args.num_updates, "args": asdict(args),
     }
     writer.add_scalar("eval/final_win_rate", final_win_rate, args.num_updates)
     writer.close()
     path = os.path.join(run_dir, "summary.json")
     with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
+        json.dump(summary, f, indent=2)  # an empty or constant bucket's correlation is NaN, written as NaN
     os.replace(path + ".tmp", path)
+    critic = summary["critic"]
+    print(f"critic (t >= {CRITIC_FROM_STEP}, {args.critic_probe_episodes} dataset episodes): Q {critic['q']:.2f} against the "
+          f"return-to-go {critic['return']:.2f} (bias {100 * critic['relative_bias']:+.0f} %), correlation {critic['corr']:.2f}")
     mode = "greedy" if args.eval_greedy else "stochastic"
     print(f"smac {args.map} {args.dataset}: win rate {final_win_rate:.3f}, return {final_return:.2f} ({mode}, "
           f"{args.final_eval_episodes} battles; best {best_win_rate:.3f}), BC {bc_win_rate:.3f} ({bc_return:.2f}), {wall_time:.1f} s")

@@ -76,12 +76,14 @@ class Options:
     """maps of Table 4"""
     datasets: list[str] = field(default_factory=lambda: list(DATASETS))
     """datasets of Table 4"""
+    cells: list[str] = field(default_factory=list)
+    """only these cells, as map/dataset (e.g. 3s_vs_5z/mixed 5m_vs_6m/expert), instead of --maps x --datasets"""
     ablations: bool = True
     """also run Table 5's α column, Table 6's update orders and the settings beyond the defaults (TUNING)"""
-    num_updates: int = 500
-    """training iterations of every run (inspo_smac.py's default; docs/algorithm.md says how it was chosen)"""
-    bc_updates: int = 500
-    """behaviour-cloning updates of every run (inspo_smac.py's default)"""
+    num_updates: int | None = None
+    """training iterations of every run (default: inspo_smac.py's, its PRESETS included)"""
+    bc_updates: int | None = None
+    """behaviour-cloning updates of every run (default: inspo_smac.py's, its PRESETS included)"""
     eval_interval: int = 100
     """32-battle evaluations for the learning curves (inspo_smac.py's default)"""
     workers: int = 2
@@ -102,13 +104,13 @@ class Options:
 
 
 def grid(options: Options) -> list[sweep.Run]:
-    budget = {"num_updates": options.num_updates, "bc_updates": options.bc_updates, "eval_interval": options.eval_interval,
-              "checkpoint_interval": options.eval_interval}  # a killed run resumes from its last evaluation
+    budget = {"eval_interval": options.eval_interval, "checkpoint_interval": options.eval_interval}  # a killed run resumes
+    budget.update({key: getattr(options, key) for key in ("num_updates", "bc_updates") if getattr(options, key) is not None})
     runs = []
+    cells = [tuple(cell.split("/")) for cell in options.cells] or [(m, d) for m in options.maps for d in options.datasets]
     for seed in options.seeds:  # seed by seed: a partial grid covers every cell first
-        for m in options.maps:
-            for d in options.datasets:
-                runs.append(sweep.Run(f"{m}/{d}/inspo/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget}))
+        for m, d in cells:
+            runs.append(sweep.Run(f"{m}/{d}/inspo/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget}))
         if options.ablations:
             for m, d, name, flags in ABLATIONS:
                 runs.append(sweep.Run(f"{m}/{d}/{name}/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget, **flags}))
@@ -201,8 +203,8 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
         f"`benchmarks/results/smac/` ({total_runs} runs in the grid of this invocation). Runs: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, {options.workers} runs side by side with one thread each"
         + (f"; this sitting ran for {sweep_seconds / 60:.0f} min." if sweep_seconds else ".")
-        + " Every run: `inspo_smac.py` with its defaults and "
-        f"`--num-updates {options.num_updates} --bc-updates {options.bc_updates} --eval-interval {options.eval_interval}`. "
+        + " Every run: `inspo_smac.py` with its defaults (the budget of its `PRESETS`, else 500 BC updates and 500 "
+        f"iterations) and `{budget_flags(options)}`. "
         "To continue the grid: `python benchmarks/smac.py` (runs whose summary is here are skipped; "
         "`--ray-address` spreads the rest over a cluster).",
         "",
@@ -323,11 +325,17 @@ def cli_flags(flags: dict) -> str:
                      else f"--{key.replace('_', '-')} {value}") for key, value in flags.items())
 
 
+def budget_flags(options: Options) -> str:
+    """The flags every run of this invocation adds to inspo_smac.py's defaults."""
+    return cli_flags({key: value for key, value in (("num_updates", options.num_updates), ("bc_updates", options.bc_updates),
+                                                    ("eval_interval", options.eval_interval)) if value is not None})
+
+
 def tuning_report(groups: dict, options: Options, excluded: dict[str, str]) -> list[str]:
     """The settings of TUNING beside the grid's defaults, cell by cell."""
     lines = ["", "## Settings beyond the defaults (not in the paper's tables)", "",
              "The grid's cells rerun with one setting changed (`TUNING` in benchmarks/smac.py says why for each); the "
-             f"rest as the grid ({options.num_updates} InSPO iterations, {options.bc_updates} BC updates). The paper "
+             f"rest as the grid (`{budget_flags(options)}`). The paper "
              "tunes α and D̄_KL per task from its grid (α ∈ {0.1, 0.5, 1, 3, 5}, D̄_KL ∈ {0.08, 0.18, 0.3}). Time per "
              "run leaves out the runs listed under Table 7.", "",
              "| map | dataset | setting | ours InSPO | ours BC | InSPO − BC | paper InSPO | paper BC | seeds | time/run |",
@@ -386,6 +394,11 @@ def main(options: Options) -> None:
     for d in options.datasets:
         if d not in DATASETS:
             raise InputError(f"unknown dataset {d!r}; accepted: {', '.join(DATASETS)}")
+    for cell in options.cells:
+        m, _, d = cell.partition("/")
+        if m not in MAPS or d not in DATASETS:
+            raise InputError(f"--cells {cell!r} is not accepted; accepted: map/dataset with a map of {', '.join(MAPS)} "
+                             f"and a dataset of {', '.join(DATASETS)}")
     runs = grid(options)
     sweep_seconds = None
     if not options.report_only:

@@ -211,6 +211,8 @@ ROWS = [
     ("inspo_smac.py", "--gamma 2", ["--gamma 2"]),
     ("inspo_smac.py", "--learning-rate 0", ["--learning-rate 0"]),
     ("inspo_smac.py", "--tau 0", ["--tau 0"]),
+    ("inspo_smac.py", "--td-lambda 1.5", ["--td-lambda 1.5", "accepted: a finite number in [0, 1]"]),
+    ("inspo_smac.py", "--critic-probe-episodes 0", ["--critic-probe-episodes 0", "[1, 100000]"]),
     ("inspo_smac.py", "--target-kl -0.1", ["--target-kl -0.1"]),
     ("inspo_smac.py", "--batch-size 0", ["--batch-size 0"]),
     ("inspo_smac.py", "--batch-episodes 0", ["--batch-episodes 0"]),
@@ -390,8 +392,10 @@ COUNT_LIMITS = {
     "inspo_bridge": {**COMMON_COUNTS, "pool_factor": 1024, "eval_episodes": 10**6, "final_eval_episodes": 10**6,
                      "checkpoint_interval": 10**9},
     "inspo_smac": {**COMMON_COUNTS, "batch_episodes": 4096, "rnn_hidden": 4096, "eval_episodes": 10**5,
-                   "final_eval_episodes": 10**5, "checkpoint_interval": 10**9, "dataset_episodes": 10**6},
+                   "final_eval_episodes": 10**5, "checkpoint_interval": 10**9, "dataset_episodes": 10**6,
+                   "log_interval": 10**9, "critic_probe_episodes": 10**5},
 }
+SCRIPT_REAL_DOMAINS = {"inspo_smac": {"td_lambda": "[0, 1]"}}
 
 
 def edge_probes(domain: str) -> list[tuple[float, bool]]:
@@ -417,7 +421,7 @@ def test_check_args_accepts_exactly_each_flags_domain(script, tmp_path):
         except InputError as error:
             return False, str(error)
 
-    for name, domain in REAL_DOMAINS.items():
+    for name, domain in {**REAL_DOMAINS, **SCRIPT_REAL_DOMAINS.get(script, {})}.items():
         for value, expected in edge_probes(domain):
             ok, message = accepted(**{name: value})
             assert ok == expected, (name, value, message)

@@ -113,11 +113,14 @@ def test_masking_in_the_policy_the_critic_target_and_cql(scripted_file):
     b, t = steps // batch["reward"].shape[1], steps % batch["reward"].shape[1]
     assert not batch["avail"][b, t, 0].all() and not batch["avail"][b, t + 1, 0].all()
     args = inspo_smac.Args(cql_alpha=1.0)
-    base = inspo_smac.critic_loss(batch, steps, 0, critic, critic, logp.detach(), 0.1, 0.5, args)
-    online = inspo_smac.critic_loss(batch, steps, 0, Spiked(critic, batch["avail"][b, t, 0]), critic, logp.detach(), 0.1, 0.5, args)
-    target = inspo_smac.critic_loss(batch, steps, 0, critic, Spiked(critic, batch["avail"][b, t + 1, 0]), logp.detach(), 0.1, 0.5, args)
+    targets = torch.zeros_like(batch["reward"])
+    base = inspo_smac.critic_loss(batch, steps, 0, critic, targets, args)
+    online = inspo_smac.critic_loss(batch, steps, 0, Spiked(critic, batch["avail"][b, t, 0]), targets, args)
     torch.testing.assert_close(online, base)
-    torch.testing.assert_close(target, base)
+    logps = [logp.detach()] * 5
+    values = inspo_smac.soft_values(batch, logps, [critic] * 5, 0.1, 0.5)
+    spiked = inspo_smac.soft_values(batch, logps, [Spiked(critic, batch["avail"][:, :, 0])] * 5, 0.1, 0.5)
+    torch.testing.assert_close(spiked[..., 0][live], values[..., 0][live])
     # evaluation: every chosen action is available, or SMACBatch.step raises
     win_rate, _ = inspo_smac.evaluate([policy] * 5, "2s3z", 8, False, 0, torch.Generator().manual_seed(0), "cpu")
     assert 0 <= win_rate <= 1
@@ -190,7 +193,17 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     assert 0 < times[0] < times[1] < times[2] <= summary["wall_time_s"] < 600
     assert set(summary) == {"map", "dataset", "card", "eval_greedy", "env_backend", "final_win_rate", "final_return",
                             "best_win_rate", "bc_win_rate", "bc_return", "history", "wall_time_s", "num_updates",
-                            "args"}  # the fields and the rest, none renamed or lost
+                            "args", "critic", "critic_history"}  # the fields and the rest, none renamed or lost
+    # the critic, measured against the data's return-to-go at every evaluation: in the summary and in TensorBoard
+    assert [c["iteration"] for c in summary["critic_history"]] == [2, 4, 5] and summary["critic"] == summary["critic_history"][-1]
+    assert set(summary["critic"]) == {"iteration", "q", "return", "bias", "corr", "steps", "relative_bias", "buckets"}
+    assert list(summary["critic"]["buckets"]) == ["t0-1", "t1-5", "t5-15", "t15-40", "t40-end"]
+    history = summary["critic_history"]
+    for tag, values in (("charts/critic_corr", [c["corr"] for c in history]),
+                        ("charts/critic_relative_bias", [c["relative_bias"] for c in history]),
+                        ("charts/critic_bias_t0-1", [c["buckets"]["t0-1"]["bias"] for c in history]),
+                        ("charts/critic_corr_t5-15", [c["buckets"]["t5-15"]["corr"] for c in history])):
+        assert [v for _, v in scalars[tag]] == pytest.approx(values, nan_ok=True), tag
     assert_summary_file(run_dir, summary)
     # benchmarks/smac_greedy.py replays a finished run's final evaluations from its checkpoint: the same numbers
     row = smac_greedy.measure(run_dir, 8, perturb=False)
@@ -227,6 +240,9 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
     assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "5/5 [" in progress
     printed = printed.splitlines()
     assert printed[0] == format_card(summary["card"]) and printed[-1] == f"summary: {os.path.join(run_dir, 'summary.json')}"
+    critic = summary["critic"]
+    assert printed[-3] == (f"critic (t >= 5, 64 dataset episodes): Q {critic['q']:.2f} against the return-to-go "
+                           f"{critic['return']:.2f} (bias {100 * critic['relative_bias']:+.0f} %), correlation {critic['corr']:.2f}")
     assert printed[-2] == (f"smac 2s3z medium: win rate {summary['final_win_rate']:.3f}, return {summary['final_return']:.2f} "
                            f"(greedy, 8 battles; best {summary['best_win_rate']:.3f}), BC {summary['bc_win_rate']:.3f} "
                            f"({summary['bc_return']:.2f}), {summary['wall_time_s']:.1f} s")

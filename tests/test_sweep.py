@@ -187,3 +187,17 @@ def test_smac_report_counts_the_seeds_where_inspo_is_below_bc():
     assert smac.seed_differences([-0.001, -0.09, -0.004, 0.04, 0.03]) == (
         " (per seed -0.00, -0.09, -0.00, +0.04, +0.03: below on 1 of 5 seeds, a difference within the seeds' spread "
         "rather than a systematic loss)")
+
+
+def test_smac_cells_run_only_those_cells_with_the_scripts_own_budget():
+    """--cells map/dataset picks cells instead of --maps x --datasets; without --num-updates / --bc-updates the
+    runs carry no budget flag, so inspo_smac.py's PRESETS decide; a bad cell is one line."""
+    from benchmarks import smac
+    options = smac.Options(seeds=[0, 1], cells=["3s_vs_5z/mixed", "5m_vs_6m/expert"], ablations=False)
+    runs = {r.name: r.flags for r in smac.grid(options)}
+    assert sorted(runs) == sorted(f"{c}/inspo/seed{s}" for c in ("3s_vs_5z/mixed", "5m_vs_6m/expert") for s in (0, 1))
+    assert all("num_updates" not in flags and "bc_updates" not in flags for flags in runs.values())
+    assert smac.budget_flags(options) == "--eval-interval 100"
+    for cell in ("3s_vs_5z", "3s_vs_5z/nope", "nope/mixed"):
+        with pytest.raises(InputError, match=f"--cells '{cell}' is not accepted; accepted: map/dataset"):
+            smac.main(smac.Options(cells=[cell], report_only=True))
