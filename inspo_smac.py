@@ -11,7 +11,8 @@ The whole pipeline is in this file, in the order of Algorithm 1:
   1. behaviour cloning of each agent's recurrent µ^i (Eq. 21) and of the teammates' joint µ^-i (Eq. 22),
   2-4. the importance ratio ρ (Eq. 23) of every time step of a batch of episodes, and the steps
        that enter the losses drawn ∝ ρ,
-  5. the local critic Q^i(s, a^i) with the soft, KL- and entropy-regularised target (Eq. 24),
+  5. the local critic Q^i(s, a^i) toward λ-returns of the soft, KL- and entropy-regularised value of
+     Eq. 24 along the dataset's episodes,
   6. the sequential, in-sample policy extraction (Eq. 20), one agent after another,
   7. the decaying entropy temperature β, 8. the auto-tuned α (Eq. 25), 9. the update order.
 
@@ -23,6 +24,9 @@ Choices this script makes where the paper is silent (docs/algorithm.md has the r
     for every filled time step, then draws --batch-size time steps ∝ ρ for agent i's critic and
     actor losses (importance resampling within the batch);
   * γ = 0.99; `terminated` (wins, defeats and, in CFCQL's files, timeouts) ends bootstrapping;
+  * the critic's target is a λ-return (λ = 0.8) of Eq. 24's soft value, as CFCQL's TD(λ), with the
+    target critics following at τ = 0.05: Eq. 24's one-step target with τ = 0.005 leaves Q at a
+    small fraction of the return-to-go after 500 iterations of episodes 25-250 steps long;
   * auto-α on (the paper's SMAC setting), Eq. 25 as the Lagrangian that RAISES α when KL > D̄_KL;
   * β_0 = 0 by default: as on Bridge, an entropy bonus β·H(π) ≈ 2β per step competes with rewards
     of about 0.1-1 per step;
@@ -101,10 +105,14 @@ class Args:
     (default: the map and dataset's entry of PRESETS, else 500) (an integer in 1..10^9)"""
     bc_updates: int | None = None
     """gradient updates of behaviour cloning (µ^i and µ^-i) before training (default: PRESETS, else 500) (1..10^9)"""
+    critic_warmup: int | None = None
+    """the first this many of the --num-updates iterations train the critics alone, π = µ meanwhile, so that the
+    first policy step follows learned values (default: PRESETS, else 0) (an integer in 0..10^9, below --num-updates)"""
     batch_episodes: int = 32
     """episodes unrolled per iteration (and per behaviour-cloning update) (an integer in 1..4096)"""
-    batch_size: int = 256
-    """time steps drawn ∝ ρ from those episodes for each agent's critic and actor losses (an integer in 1..2^20)"""
+    batch_size: int | None = None
+    """time steps drawn ∝ ρ from those episodes for each agent's critic and actor losses (default: PRESETS, else 256)
+    (an integer in 1..2^20)"""
     hidden_dim: int = 256
     """width of the 3 hidden ReLU layers of the critics and of µ^-i (an integer in 1..8192)"""
     rnn_hidden: int = 64
@@ -147,10 +155,16 @@ class Args:
     """dataset episodes on which the critics are checked against the return-to-go at every evaluation (1..10^5)"""
 
 
-# The budget: 500 behaviour-cloning updates and 500 iterations unless a (map, dataset) needs another
-# (docs/algorithm.md, "Budget"); a flag given on the command line wins over both.
-DEFAULT_BUDGET = {"num_updates": 500, "bc_updates": 500}
-PRESETS: dict[tuple[str, str], dict] = {}
+# The budget unless a (map, dataset) needs another (docs/algorithm.md, "Budget"); a flag given on the
+# command line wins over both. 3s_vs_5z's datasets hold 3-10x the other maps' transitions (longer cloning),
+# and where Eq. 20's weights are concentrated (relative ESS 0.1-0.3) 256 resampled steps leave the actor
+# a few dozen effective samples per update, so the greedy policy drifts; 1024 steps hold it.
+DEFAULT_BUDGET = {"num_updates": 500, "bc_updates": 500, "critic_warmup": 0, "batch_size": 256}
+PRESETS: dict[tuple[str, str], dict] = {
+    ("3s_vs_5z", "expert"): {"bc_updates": 2000, "batch_size": 1024},
+    ("3s_vs_5z", "mixed"): {"bc_updates": 2000, "batch_size": 1024},
+    ("5m_vs_6m", "expert"): {"batch_size": 1024},
+}
 
 
 def with_presets(args: Args) -> Args:
@@ -183,6 +197,10 @@ def check_args(args: Args) -> None:
         check_count(name, getattr(args, name), 1, high)
     if args.dataset_episodes is not None:
         check_count("dataset_episodes", args.dataset_episodes, 1, 10**6)
+    check_count("critic_warmup", args.critic_warmup, 0, 10**9)
+    if args.critic_warmup >= args.num_updates:
+        raise InputError(f"--critic-warmup {args.critic_warmup} leaves no policy step in --num-updates {args.num_updates}; "
+                         f"accepted: an integer in [0, {args.num_updates - 1}]")
     check_seed("seed", args.seed)
     check_seed("dataset_seed", args.dataset_seed)
     if args.resume is not None and not os.path.isfile(args.resume):
@@ -716,6 +734,8 @@ def main(args: Args) -> dict:
             q_loss.backward()
             critic_optimisers[i].step()
             q_losses.append(q_loss.detach())
+            if iteration <= args.critic_warmup:
+                continue  # the critics alone: π stays µ
             # (6) in-sample policy extraction, Eq. 20, through the recurrent unroll
             pi_loss = actor_loss(batch, steps[i], i, unroll(policies[i], batch, i), target_critics[i], alpha, beta, args)
             policy_optimisers[i].zero_grad()
@@ -733,7 +753,7 @@ def main(args: Args) -> dict:
         if args.autotune_alpha or logging:
             with torch.no_grad():
                 kl = mean_kl(batch, logps_after)
-        if args.autotune_alpha:
+        if args.autotune_alpha and iteration > args.critic_warmup:
             a_loss = alpha_loss(log_alpha, kl, args.target_kl)
             alpha_optimiser.zero_grad()
             a_loss.backward()
@@ -744,7 +764,8 @@ def main(args: Args) -> dict:
 
         if logging:  # means over agents
             writer.add_scalar("losses/critic_loss", float(torch.stack(q_losses).mean()), iteration)
-            writer.add_scalar("losses/actor_loss", float(torch.stack(pi_losses).mean()), iteration)
+            if pi_losses:
+                writer.add_scalar("losses/actor_loss", float(torch.stack(pi_losses).mean()), iteration)
             writer.add_scalar("charts/alpha", alpha, iteration)
             writer.add_scalar("charts/beta", beta, iteration)
             writer.add_scalar("charts/kl", float(kl), iteration)

@@ -157,21 +157,20 @@ def test_smac_tuning_runs_change_one_setting_and_are_reported_beside_the_default
     from benchmarks import smac
     options = smac.Options(seeds=[0], maps=["2s3z"], num_updates=7, bc_updates=5)
     runs = {r.name: r.flags for r in smac.grid(options)}
-    for d in ("expert", "mixed"):
-        flags = runs[f"3s_vs_5z/{d}/bc-2000/seed0"]
-        assert flags["bc_updates"] == 2000 and flags["num_updates"] == 7 and flags["dataset"] == d
+    flags = runs["5m_vs_6m/expert/bc-1000/seed0"]
+    assert flags["bc_updates"] == 1000 and flags["num_updates"] == 7 and flags["dataset"] == "expert"
     flags = runs["5m_vs_6m/mixed/alpha-1/seed0"]
     assert (flags["alpha"], flags["autotune_alpha"], flags["bc_updates"], flags["num_updates"]) == (1.0, False, 5, 7)
     assert runs["2s3z/expert/inspo/seed0"]["bc_updates"] == 5 and "alpha" not in runs["2s3z/expert/inspo/seed0"]
 
     def summary(seed, win, bc, minutes):
         return {"final_win_rate": win, "bc_win_rate": bc, "wall_time_s": 60 * minutes, "args": {"seed": seed}}
-    groups = {("3s_vs_5z", "expert", "inspo"): [summary(0, 0.2, 0.1, 6), summary(1, 0.4, 0.3, 6)],
-              ("3s_vs_5z", "expert", "bc-2000"): [summary(0, 0.8, 0.6, 10), summary(1, 0.6, 0.6, 30)]}
-    lines = smac.tuning_report(groups, options, {"3s_vs_5z/expert/bc-2000/seed1": "shared the cores"})
-    assert ("| 3s_vs_5z | expert | defaults | 0.30 ± 0.10 | 0.20 ± 0.10 | +0.10 | 0.99 ± 0.01 | 0.98 ± 0.02 | 0,1 | "
+    groups = {("5m_vs_6m", "expert", "inspo"): [summary(0, 0.2, 0.1, 6), summary(1, 0.4, 0.3, 6)],
+              ("5m_vs_6m", "expert", "bc-1000"): [summary(0, 0.8, 0.6, 10), summary(1, 0.6, 0.6, 30)]}
+    lines = smac.tuning_report(groups, options, {"5m_vs_6m/expert/bc-1000/seed1": "shared the cores"})
+    assert ("| 5m_vs_6m | expert | defaults | 0.30 ± 0.10 | 0.20 ± 0.10 | +0.10 | 0.79 ± 0.12 | 0.82 ± 0.04 | 0,1 | "
             "6.0 min |") in lines
-    assert ("| 3s_vs_5z | expert | --bc-updates 2000 | 0.70 ± 0.10 | 0.60 ± 0.00 | +0.10 | 0.99 ± 0.01 | 0.98 ± 0.02 | "
+    assert ("| 5m_vs_6m | expert | --bc-updates 1000 | 0.70 ± 0.10 | 0.60 ± 0.00 | +0.10 | 0.79 ± 0.12 | 0.82 ± 0.04 | "
             "0,1 | 10.0 min |") in lines
     assert ("| 5m_vs_6m | mixed | --no-autotune-alpha --alpha 1.0 | – | – | – | 0.78 ± 0.06 | 0.21 ± 0.12 | none yet | "
             "– |") in lines
@@ -201,3 +200,21 @@ def test_smac_cells_run_only_those_cells_with_the_scripts_own_budget():
     for cell in ("3s_vs_5z", "3s_vs_5z/nope", "nope/mixed"):
         with pytest.raises(InputError, match=f"--cells '{cell}' is not accepted; accepted: map/dataset"):
             smac.main(smac.Options(cells=[cell], report_only=True))
+
+
+def test_smac_report_marks_one_step_cells_and_tables_the_critics():
+    """Table 4 marks the cells made before λ-returns (†); the Critics section tables only the others."""
+    from benchmarks import smac
+
+    def summary(seed, corr, bias, td_lambda=True):
+        s = {"final_win_rate": 0.5, "bc_win_rate": 0.25, "final_return": 15.0, "bc_return": 14.0, "args": {"seed": seed, "tau": 0.05}}
+        if td_lambda:
+            s["args"]["td_lambda"] = 0.8
+            s["critic"] = {"corr": corr, "relative_bias": bias, "buckets": {"t0-1": {"q": 13.0, "return": 12.0}}}
+        return s
+    groups = {("2s3z", "mixed", "inspo"): [summary(0, 0.9, 0.1), summary(1, 0.8, -0.2)],
+              ("2s3z", "expert", "inspo"): [summary(0, 0, 0, td_lambda=False)]}
+    lines = smac.critic_report(groups)
+    rows = [line for line in lines if line.startswith("| 2s3z")]
+    assert rows == ["| 2s3z | mixed | 0.8 | 0.05 | 0.85 (0.80) | -5 % (-20 %) | 13.00 / 12.00 | +0.25, +1.00 | 0,1 |"]
+    assert smac.lambda_critic(groups[("2s3z", "mixed", "inspo")][0]) and not smac.lambda_critic(groups[("2s3z", "expert", "inspo")][0])
