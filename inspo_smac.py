@@ -105,9 +105,6 @@ class Args:
     (default: the map and dataset's entry of PRESETS, else 500) (an integer in 1..10^9)"""
     bc_updates: int | None = None
     """gradient updates of behaviour cloning (µ^i and µ^-i) before training (default: PRESETS, else 500) (1..10^9)"""
-    critic_warmup: int | None = None
-    """the first this many of the --num-updates iterations train the critics alone, π = µ meanwhile, so that the
-    first policy step follows learned values (default: PRESETS, else 0) (an integer in 0..10^9, below --num-updates)"""
     batch_episodes: int = 32
     """episodes unrolled per iteration (and per behaviour-cloning update) (an integer in 1..4096)"""
     batch_size: int | None = None
@@ -159,7 +156,7 @@ class Args:
 # command line wins over both. 3s_vs_5z's datasets hold 3-10x the other maps' transitions (longer cloning),
 # and where Eq. 20's weights are concentrated (relative ESS 0.1-0.3) 256 resampled steps leave the actor
 # a few dozen effective samples per update, so the greedy policy drifts; 1024 steps hold it.
-DEFAULT_BUDGET = {"num_updates": 500, "bc_updates": 500, "critic_warmup": 0, "batch_size": 256}
+DEFAULT_BUDGET = {"num_updates": 500, "bc_updates": 500, "batch_size": 256}
 PRESETS: dict[tuple[str, str], dict] = {
     ("3s_vs_5z", "expert"): {"bc_updates": 2000, "batch_size": 1024},
     ("3s_vs_5z", "mixed"): {"bc_updates": 2000, "batch_size": 1024},
@@ -197,10 +194,7 @@ def check_args(args: Args) -> None:
         check_count(name, getattr(args, name), 1, high)
     if args.dataset_episodes is not None:
         check_count("dataset_episodes", args.dataset_episodes, 1, 10**6)
-    check_count("critic_warmup", args.critic_warmup, 0, 10**9)
-    if args.critic_warmup >= args.num_updates:
-        raise InputError(f"--critic-warmup {args.critic_warmup} leaves no policy step in --num-updates {args.num_updates}; "
-                         f"accepted: an integer in [0, {args.num_updates - 1}]")
+
     check_seed("seed", args.seed)
     check_seed("dataset_seed", args.dataset_seed)
     if args.resume is not None and not os.path.isfile(args.resume):
@@ -734,8 +728,6 @@ def main(args: Args) -> dict:
             q_loss.backward()
             critic_optimisers[i].step()
             q_losses.append(q_loss.detach())
-            if iteration <= args.critic_warmup:
-                continue  # the critics alone: π stays µ
             # (6) in-sample policy extraction, Eq. 20, through the recurrent unroll
             pi_loss = actor_loss(batch, steps[i], i, unroll(policies[i], batch, i), target_critics[i], alpha, beta, args)
             policy_optimisers[i].zero_grad()
@@ -753,7 +745,7 @@ def main(args: Args) -> dict:
         if args.autotune_alpha or logging:
             with torch.no_grad():
                 kl = mean_kl(batch, logps_after)
-        if args.autotune_alpha and iteration > args.critic_warmup:
+        if args.autotune_alpha:
             a_loss = alpha_loss(log_alpha, kl, args.target_kl)
             alpha_optimiser.zero_grad()
             a_loss.backward()
@@ -764,8 +756,7 @@ def main(args: Args) -> dict:
 
         if logging:  # means over agents
             writer.add_scalar("losses/critic_loss", float(torch.stack(q_losses).mean()), iteration)
-            if pi_losses:
-                writer.add_scalar("losses/actor_loss", float(torch.stack(pi_losses).mean()), iteration)
+            writer.add_scalar("losses/actor_loss", float(torch.stack(pi_losses).mean()), iteration)
             writer.add_scalar("charts/alpha", alpha, iteration)
             writer.add_scalar("charts/beta", beta, iteration)
             writer.add_scalar("charts/kl", float(kl), iteration)
