@@ -469,11 +469,8 @@ def probe_episodes(data: dict, count: int, gamma: float) -> dict:
     dataset) with the data's own discounted return-to-go G_t = Σ_{k≥t} γ^{k−t} r_k [E, T]."""
     idx = torch.linspace(0, len(data["reward"]) - 1, min(count, len(data["reward"])), device=data["reward"].device).long()
     probe = episode_batch(data, idx)
-    return_to_go, running = torch.zeros_like(probe["reward"]), torch.zeros_like(probe["reward"][:, 0])
-    for t in range(probe["reward"].shape[1] - 1, -1, -1):
-        running = (probe["reward"][:, t] + gamma * running) * probe["valid"][:, t]
-        return_to_go[:, t] = running
-    probe["return_to_go"] = return_to_go
+    no_value = torch.zeros_like(probe["reward"])[..., None]  # G_t is the λ = 1 return with nothing to bootstrap
+    probe["return_to_go"] = lambda_returns(probe["reward"], probe["done"], probe["valid"], no_value, gamma, 1.0)[..., 0]
     return probe
 
 

@@ -181,6 +181,17 @@ class LinearCritic:
         return state @ self.w
 
 
+class FixedPolicy:
+    """π^i(·|o) = the same given distribution in every observation, unavailable actions masked."""
+
+    def __init__(self, probs):
+        import torch
+        self.log_probs = torch.log(torch.tensor(probs))
+
+    def __call__(self, obs, avail):
+        return self.log_probs.expand(len(obs), -1).masked_fill(avail == 0, -1e9).log_softmax(-1)
+
+
 def install_fake_smac(monkeypatch, starcraft2env) -> None:
     """For this test, `from smac.env import StarCraft2Env` (SMAC's source install) gives `starcraft2env`."""
     import types

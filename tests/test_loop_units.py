@@ -10,7 +10,7 @@ import torch
 import inspo_bridge
 import inspo_matrix
 import inspo_smac
-from conftest import LinearCritic, install_spies, write_buffer
+from conftest import FixedPolicy, LinearCritic, install_spies, write_buffer
 
 
 def bridge_buffer(path):
@@ -106,17 +106,6 @@ def test_the_critic_target_at_a_terminal_step_is_the_reward(module):
     assert float(loss.detach()) == pytest.approx((1.0 ** 2 + 0.5 ** 2) / 2)  # (0 − r)², no bootstrap through done
     loss = module.critic_loss(data, torch.tensor([1]), 0, Constant(0.0), Constant(2.0), policy, 0.0, 0.0, args)
     assert float(loss.detach()) == pytest.approx((-2.0 + 0.5 * 2.0) ** 2)  # r + γ Σ π Q' when not done (α = β = 0)
-
-
-class FixedPolicy(torch.nn.Module):
-    """π^i(·|o) = the same given distribution in every state."""
-
-    def __init__(self, probs):
-        super().__init__()
-        self.log_probs = torch.log(torch.tensor(probs))
-
-    def forward(self, obs, avail):
-        return self.log_probs.expand(len(obs), -1)
 
 
 @pytest.mark.parametrize("module", [inspo_matrix, inspo_bridge])

@@ -10,21 +10,10 @@ import torch
 
 import inspo_bridge
 import inspo_matrix
-from conftest import LinearCritic
+from conftest import FixedPolicy, LinearCritic
 
 MODULES = [inspo_matrix, inspo_bridge]
 N_ROWS, N_AGENTS, A, S, OBS = 4, 3, 3, 2, 2
-
-
-class FixedPolicy(torch.nn.Module):
-    """π^i(·|o) = the same given distribution in every observation (unavailable actions masked)."""
-
-    def __init__(self, probs):
-        super().__init__()
-        self.log_probs = torch.log(torch.tensor(probs))
-
-    def forward(self, obs, avail):
-        return self.log_probs.expand(len(obs), -1).masked_fill(avail == 0, -1e9).log_softmax(-1)
 
 
 def hand_data() -> dict:
