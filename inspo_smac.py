@@ -27,6 +27,9 @@ Choices this script makes where the paper is silent (docs/algorithm.md has the r
   * the critic's target is a λ-return (λ = 0.8) of Eq. 24's soft value, as CFCQL's TD(λ), with the
     target critics following at τ = 0.05: Eq. 24's one-step target with τ = 0.005 leaves Q at a
     small fraction of the return-to-go after 500 iterations of episodes 25-250 steps long;
+  * α_CQL = 1 (the paper's default: 0.1): with 0.1 the critics rank an action the data never takes
+    above the data's own at a third to three quarters of the dataset's states, so Eq. 20's baseline
+    E_π Q̄ rewards π for drifting onto those actions; with 1 the data's action is the argmax at 87-97 %;
   * auto-α on (the paper's SMAC setting), Eq. 25 as the Lagrangian that RAISES α when KL > D̄_KL;
   * β_0 = 0 by default: as on Bridge, an entropy bonus β·H(π) ≈ 2β per step competes with rewards
     of about 0.1-1 per step;
@@ -134,8 +137,9 @@ class Args:
     """initial entropy temperature β (see the docstring for the default) (>= 0)"""
     beta_decay: float = 0.995
     """β is multiplied by this after every iteration (in [0, 1])"""
-    cql_alpha: float = 0.1
-    """weight of the CQL term of the critic loss (Eq. 24) (>= 0)"""
+    cql_alpha: float = 1.0
+    """weight α_CQL of the CQL term of the critic loss (Eq. 24; the paper's default 0.1 is too weak here, see the
+    docstring) (>= 0)"""
     weight_clip: float = 100.0
     """maximum of the policy-extraction weight exp((A − β log µ)/(α+β)) (> 0)"""
     eval_episodes: int = 32
