@@ -372,12 +372,22 @@ def save_checkpoint(path: str, state: dict) -> None:
     os.replace(path + ".tmp", path)
 
 
+# What checkpoint_state (in main) writes and a resume reads
+CHECKPOINT_KEYS = ("config", "run_name", "iteration", "behaviours", "joint_behaviour", "policies", "critics",
+                   "target_critics", "policy_optimisers", "critic_optimisers", "log_alpha", "alpha_optimiser",
+                   "alpha", "beta", "history", "best_return", "bc_return", "device", "elapsed_s",
+                   "generator", "eval_generator", "np_rng")
+
+
 def load_checkpoint(path: str, args: Args) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
         config = state["config"]
     except Exception as error:
         raise InputError(f"--resume {path!r} is not a readable InSPO Bridge checkpoint ({type(error).__name__}: {error})") from None
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise InputError(f"--resume {path!r} lacks {', '.join(missing)}; accepted: a checkpoint.pt this script wrote")
     for key, value in asdict(args).items():
         if key not in RESUMABLE and config.get(key) != value:
             raise InputError(f"--resume {path!r} was written with --{key.replace('_', '-')} {config.get(key)!r}, "
@@ -499,8 +509,9 @@ def main(args: Args) -> dict:
             pi_loss.backward()
             policy_optimisers[i].step()
         with torch.no_grad():
-            for critic, target in zip(critics, target_critics):
-                torch._foreach_lerp_(list(target.parameters()), list(critic.parameters()), args.tau)
+            for critic, target in zip(critics, target_critics):  # Polyak: θ̄ ← θ̄ + τ (θ − θ̄)
+                for target_param, param in zip(target.parameters(), critic.parameters()):
+                    target_param.lerp_(param, args.tau)
         # (8) auto-tuned α, Eq. 25
         if args.autotune_alpha or evaluating:
             with torch.no_grad():

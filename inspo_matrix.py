@@ -498,8 +498,9 @@ def main(args: Args) -> dict:
                 pi_loss.backward()
                 policy_optimisers[i].step()
             with torch.no_grad():
-                for critic, target in zip(critics, target_critics):
-                    torch._foreach_lerp_(list(target.parameters()), list(critic.parameters()), args.tau)
+                for critic, target in zip(critics, target_critics):  # Polyak: θ̄ ← θ̄ + τ (θ − θ̄)
+                    for target_param, param in zip(target.parameters(), critic.parameters()):
+                        target_param.lerp_(param, args.tau)
             if args.autotune_alpha or evaluating:
                 with torch.no_grad():
                     kl = mean_kl(data, uniform, policies)

@@ -30,9 +30,12 @@ import glob
 import importlib
 import itertools
 import json
+import multiprocessing
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -162,6 +165,20 @@ def check_ray_address(address: str) -> None:
                          "printed (host:port or ray://host:10001), or local") from None
 
 
+def exit_with_parent(parent_pid: int) -> None:
+    """A worker's initializer: the worker ends itself once the driver is gone, however the driver ended
+    (even kill -9), so no run is left running orphaned."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def stop_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # SIGTERM ends the driver as Ctrl-C does: through run_grid's clean-up
+
+
 def run_grid(runs: list[Run], results_dir: str, workers: int | None = None, ray_address: str | None = None,
              cuda: bool = False, work_dir: str = DEFAULT_WORK_DIR, progress: bool = True) -> dict[str, dict]:
     """Run every run of the grid that has no summary yet; return {name: summary} of all runs that have one.
@@ -191,13 +208,26 @@ def run_grid(runs: list[Run], results_dir: str, workers: int | None = None, ray_
     if todo and ray_address is None:
         # spawn: fresh interpreters (no inherited torch threads), each reused for many runs (the imports
         # cost about 2 s, as much as a matrix run); every script seeds its own generators, so reuse changes no number
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"),
+                                   initializer=exit_with_parent, initargs=(os.getpid(),))
+        in_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+        previous = signal.signal(signal.SIGTERM, stop_on_sigterm) if in_main_thread else None
+        try:
             futures = {pool.submit(execute, run, work_dir, cuda): run.name for run in todo}
             for future in as_completed(futures):
                 try:
                     finished(*future.result())
                 except Exception as error:  # the worker process itself died (killed, out of memory)
                     finished(futures[future], None, f"worker process died ({type(error).__name__}: {error})")
+        except BaseException:  # Ctrl-C or SIGTERM: end the running runs too (they resume from their checkpoints)
+            for child in multiprocessing.active_children():
+                child.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        pool.shutdown()
     elif todo:
         import ray
         if not ray.is_initialized():

@@ -288,11 +288,20 @@ def test_cli_resume_from_a_different_configuration(tmp_path, cache):
         inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5, resume=checkpoint))
     assert open(summary).read() == written and os.path.getmtime(checkpoint) == before
     state = torch.load(checkpoint, weights_only=False)  # written on a GPU: its generators' states fit only a GPU
+    assert set(state) == set(inspo_bridge.CHECKPOINT_KEYS)
     state["device"] = "cuda"
     torch.save(state, checkpoint)
     before = os.path.getmtime(checkpoint)
     with pytest.raises(InputError, match="was written on cuda, this run is on cpu; accepted: the checkpoint's device \\(--cuda\\)"):
         inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=10, bc_updates=5, checkpoint_interval=5, resume=checkpoint))
+    assert os.path.getmtime(checkpoint) == before
+    del state["elapsed_s"]  # a checkpoint that lacks a key is one error line, not a KeyError from the loop
+    state["device"] = "cpu"
+    torch.save(state, checkpoint)
+    before = os.path.getmtime(checkpoint)
+    result = run_script("inspo_bridge.py", "--dataset", "optimal", "--cache-dir", cache, "--bc-updates", "5", "--num-updates", "10",
+                        "--checkpoint-interval", "5", "--resume", checkpoint, "--runs-dir", str(tmp_path))
+    assert_one_line_error(result, "lacks elapsed_s", "accepted: a checkpoint.pt this script wrote")
     assert os.path.getmtime(checkpoint) == before
 
 

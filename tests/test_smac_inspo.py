@@ -254,6 +254,7 @@ def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
     west) keep no more mass under π than under µ, which gives them almost none."""
     inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=20, bc_updates=150, eval_interval=20, autotune_alpha=False))
     state = torch.load(os.path.join(tmp_path, os.listdir(tmp_path)[0], "checkpoint.pt"), weights_only=False)
+    assert set(state) == set(inspo_smac.CHECKPOINT_KEYS)  # what a resume checks for is what a run writes
     data = inspo_smac.episode_tensors(load_h5(scripted_file, "2s3z"), "cpu")
     batch = inspo_smac.episode_batch(data, torch.arange(24))
     in_dim = batch["inputs"].shape[-1]

@@ -187,7 +187,8 @@ def test_the_critic_learns_the_values_of_a_chain_in_a_small_budget():
             optimisers[i].step()
         with torch.no_grad():
             for critic, target in zip(critics, target_critics):
-                torch._foreach_lerp_(list(target.parameters()), list(critic.parameters()), args.tau)
+                for target_param, param in zip(target.parameters(), critic.parameters()):
+                    target_param.lerp_(param, args.tau)
     exact = torch.tensor([(1 - gamma ** (length - t)) / (1 - gamma) for t in range(length)])
     with torch.no_grad():
         for critic in critics:

@@ -81,6 +81,44 @@ def test_a_killed_sweep_does_only_the_missing_runs(reference, tmp_path):
         assert computed(summary) == computed(expected[f"xor_b/seed{s}"])
 
 
+def children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(child) for child in f.read().split()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_stopping_the_driver_ends_its_workers(tmp_path, how):
+    """SIGTERM, Ctrl-C or even kill -9 of the driver alone: no run is left running orphaned."""
+    args = ["--script", "inspo_matrix", "--set", "game=xor", "dataset=b", "num_updates=1000000", "bc_updates=10",
+            "--seeds", "0", "1", "--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"),
+            "--workers", "2"]
+    driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while len(list((tmp_path / "work").glob("*/*/*/*/seed*/log.txt"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)  # both runs have started in their workers
+    workers = children(driver.pid)
+    assert len(workers) >= 2 and all(alive(pid) for pid in workers)
+    driver.send_signal(how)
+    driver.wait(timeout=60)
+    deadline = time.time() + 20
+    while any(alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} worker(s) still running after {how!r} of the driver"
+
+
 def test_a_failing_run_is_reported_and_does_not_stop_the_others(tmp_path, capsys):
     runs = [sweep.Run("good", "inspo_matrix", {**TINY, "seed": 0}),
             sweep.Run("bad", "inspo_matrix", {**TINY, "seed": 0, "dataset_dir": str(tmp_path / "no_such_buffer")})]
