@@ -11,8 +11,8 @@ import torch
 
 import inspo_smac
 from conftest import LinearCritic, install_spies, tensorboard_scalars
-from envs.smac import SMACBatch
-from envs.smac_data import H5Writer, map_sizes, rollout
+from envs.smac import MAPS, SMACBatch
+from envs.smac_data import DATASETS, H5Writer, map_sizes, rollout
 
 B, T, N, A, S = 2, 4, 3, 4, 5  # episodes, time steps, agents, actions, state features
 
@@ -431,10 +431,15 @@ def test_iteration_order_batches_and_pi0_equals_mu(tmp_path, small_file, monkeyp
                 assert same, (k, j)
 
 
-def test_presets_fill_the_budget_flags_left_unset(monkeypatch):
+def test_presets_fill_the_flags_left_unset(monkeypatch):
+    every_cell = [inspo_smac.with_presets(inspo_smac.Args(map=m, dataset=d)) for m in MAPS for d in DATASETS]
+    assert all(getattr(args, key) is not None for args in every_cell for key in inspo_smac.PRESET_DEFAULTS)
+    assert {(args.map, args.dataset): args.cql_alpha for args in every_cell if args.cql_alpha != 0.1} == {
+        ("3s_vs_5z", "expert"): 1.0, ("5m_vs_6m", "mixed"): 1.0}  # the paper's α_CQL = 0.1 elsewhere
+    assert inspo_smac.with_presets(inspo_smac.Args(map="5m_vs_6m", dataset="mixed", cql_alpha=0.0)).cql_alpha == 0.0
     monkeypatch.setattr(inspo_smac, "PRESETS", {("3s_vs_5z", "mixed"): {"bc_updates": 1234}})
     preset = inspo_smac.with_presets(inspo_smac.Args(map="3s_vs_5z", dataset="mixed"))
-    assert (preset.bc_updates, preset.num_updates) == (1234, inspo_smac.DEFAULT_BUDGET["num_updates"])
+    assert (preset.bc_updates, preset.num_updates) == (1234, inspo_smac.PRESET_DEFAULTS["num_updates"])
     assert inspo_smac.with_presets(inspo_smac.Args(map="3s_vs_5z", dataset="mixed", bc_updates=7)).bc_updates == 7
     other = inspo_smac.with_presets(inspo_smac.Args(map="2s3z", dataset="mixed"))
-    assert (other.bc_updates, other.num_updates) == (inspo_smac.DEFAULT_BUDGET["bc_updates"], inspo_smac.DEFAULT_BUDGET["num_updates"])
+    assert (other.bc_updates, other.num_updates) == (inspo_smac.PRESET_DEFAULTS["bc_updates"], inspo_smac.PRESET_DEFAULTS["num_updates"])
