@@ -200,8 +200,8 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
         f"`benchmarks/results/smac/` ({total_runs} runs in the grid of this invocation). Runs: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, {options.workers} runs side by side with one thread each"
         + (f"; this sitting ran for {sweep_seconds / 60:.0f} min." if sweep_seconds else ".")
-        + " Every run: `inspo_smac.py` with its defaults (the budget of its `PRESETS`, else 500 BC updates and 500 "
-        f"iterations) and `{budget_flags(options)}`. "
+        + " Every run: `inspo_smac.py` with its defaults (the budget and α_CQL of its `PRESETS`, else 500 BC updates, "
+        f"500 iterations and α_CQL = 0.1) and `{budget_flags(options)}`. "
         "To continue the grid: `python benchmarks/smac.py` (runs whose summary is here are skipped; "
         "`--ray-address` spreads the rest over a cluster).",
         "",
