@@ -407,9 +407,9 @@ def main(args: Args) -> dict:
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     generator = torch.Generator(device=device).manual_seed(args.seed)
     eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)
-    if checkpoint and checkpoint.get("device", "cpu") != device.type:  # a generator's state fits only its own device
-        raise InputError(f"--resume {args.resume!r} was written on {checkpoint.get('device', 'cpu')}, this run is on {device.type}; "
-                         f"accepted: the checkpoint's device ({'--cuda' if checkpoint.get('device') == 'cuda' else '--no-cuda'})")
+    if checkpoint and checkpoint["device"] != device.type:  # a generator's state fits only its own device
+        raise InputError(f"--resume {args.resume!r} was written on {checkpoint['device']}, this run is on {device.type}; "
+                         f"accepted: the checkpoint's device ({'--cuda' if checkpoint['device'] == 'cuda' else '--no-cuda'})")
 
     arrays, card = load_or_make(args.dataset, args.dataset_seed, args.cache_dir, args.dataset_dir)
     if checkpoint:

@@ -623,9 +623,9 @@ def main(args: Args) -> dict:
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     generator = torch.Generator(device=device).manual_seed(args.seed)
     eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)
-    if checkpoint and checkpoint.get("device", "cpu") != device.type:  # a generator's state fits only its own device
-        raise InputError(f"--resume {args.resume!r} was written on {checkpoint.get('device', 'cpu')}, this run is on {device.type}; "
-                         f"accepted: the checkpoint's device ({'--cuda' if checkpoint.get('device') == 'cuda' else '--no-cuda'})")
+    if checkpoint and checkpoint["device"] != device.type:  # a generator's state fits only its own device
+        raise InputError(f"--resume {args.resume!r} was written on {checkpoint['device']}, this run is on {device.type}; "
+                         f"accepted: the checkpoint's device ({'--cuda' if checkpoint['device'] == 'cuda' else '--no-cuda'})")
     eval_seed = 50_000_000 + 100_000 * args.seed  # evaluation battles: never a dataset's
 
     arrays, card = load_dataset(args)
@@ -689,7 +689,7 @@ def main(args: Args) -> dict:
         print(f"resumed {run_name} at iteration {checkpoint['iteration']}")
     behaviour_tables(data, behaviours, joint_behaviour)
     probe = probe_episodes(data, args.critic_probe_episodes, args.gamma)
-    critic_history = checkpoint.get("critic_history", []) if checkpoint else []
+    critic_history = checkpoint["critic_history"] if checkpoint else []
     if checkpoint is None:
         bc_win_rate, bc_return = evaluate(behaviours, args.map, args.final_eval_episodes, args.eval_greedy, eval_seed,
                                           eval_generator, device, args.env_backend)

@@ -40,7 +40,6 @@ import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -208,7 +207,7 @@ def run_grid(runs: list[Run], results_dir: str, workers: int | None = None, ray_
     if todo and ray_address is None:
         # spawn: fresh interpreters (no inherited torch threads), each reused for many runs (the imports
         # cost about 2 s, as much as a matrix run); every script seeds its own generators, so reuse changes no number
-        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"),
+        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
                                    initializer=exit_with_parent, initargs=(os.getpid(),))
         in_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
         previous = signal.signal(signal.SIGTERM, stop_on_sigterm) if in_main_thread else None
