@@ -1,7 +1,7 @@
 # docs: README.md ("inspo_bridge.py") and docs/algorithm.md (the choices the paper leaves open)
 """InSPO (In-Sample Sequential Policy Optimization, Liu et al., AAAI 2025) on Bridge (Table 3).
 
-Bridge is AlberDICE's two-agent grid world (../shared/docs/BRIDGE.md, envs/bridge.py): both
+Bridge is AlberDICE's two-agent grid world (docs/bridge.md, envs/bridge.py): both
 agents start face to face on a one-lane bridge and one must yield; the datasets are
 `optimal` (500 episodes of a multi-modal handcrafted policy) and `mixed` (500 uniform-random
 episodes, then the 500 optimal ones).
@@ -75,7 +75,8 @@ class Args:
     dataset: str = "mixed"
     """optimal (500 handcrafted episodes) or mixed (500 uniform-random, then 500 optimal)"""
     dataset_dir: str | None = None
-    """AlberDICE's released buffer directory (bridge_from_start/buffer_optimal or buffer_mix) instead of generated data"""
+    """AlberDICE's released buffer directory (bridge_from_start/buffer_optimal or buffer_mix) instead of generated
+    data"""
     dataset_seed: int = 0
     """seed of the generated dataset (0 <= seed < 2^32)"""
     cache_dir: str = ".cache"
@@ -86,17 +87,20 @@ class Args:
     """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
     num_updates: int = 2500
     """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps).
-    2500 is the smallest budget measured to reach Table 3 on both datasets (benchmarks/results/bridge.md) (an integer in 1..10^9)"""
+    2500 is the smallest budget measured to reach Table 3 on both datasets (benchmarks/results/bridge.md)
+    (an integer in 1..10^9)"""
     bc_updates: int = 1000
     """gradient updates of behaviour cloning (µ^i and µ^-i) before training (an integer in 1..10^9)"""
     batch_size: int = 256
     """minibatch size of every update (an integer in 1..2^20)"""
     pool_factor: int = 4
-    """the resampled minibatch is drawn ∝ ρ from a uniform candidate pool of pool_factor x batch_size (an integer in 1..1024)"""
+    """the resampled minibatch is drawn ∝ ρ from a uniform candidate pool of pool_factor x batch_size (an integer in
+    1..1024)"""
     hidden_dim: int = 256
     """width of the 3 hidden ReLU layers of every network (an integer in 1..8192)"""
     learning_rate: float = 1e-3
-    """Adam learning rate of the policies, critics and behaviour models (1e-3 reached the targets in fewer updates than 3e-4) (> 0)"""
+    """Adam learning rate of the policies, critics and behaviour models (1e-3 reached the targets in fewer updates than
+    3e-4) (> 0)"""
     gamma: float = 0.99
     """discount (in [0, 1])"""
     tau: float = 0.005
@@ -133,22 +137,41 @@ def check_args(args: Args) -> None:
         raise InputError(f"unknown Bridge dataset {args.dataset!r}; accepted: {', '.join(DATASETS)}")
     # every real flag with its domain: (name, low, high, low open, high open)
     for name, low, high, low_open, high_open in (
-            ("learning_rate", 0, None, True, False), ("alpha_lr", 0, None, True, False), ("gamma", 0, 1, False, False),
-            ("tau", 0, 1, True, False), ("alpha", 0, None, False, False), ("target_kl", 0, None, False, False),
-            ("beta_0", 0, None, False, False), ("beta_decay", 0, 1, False, False), ("cql_alpha", 0, None, False, False),
-            ("weight_clip", 0, None, True, False)):
+        ("learning_rate", 0, None, True, False),
+        ("alpha_lr", 0, None, True, False),
+        ("gamma", 0, 1, False, False),
+        ("tau", 0, 1, True, False),
+        ("alpha", 0, None, False, False),
+        ("target_kl", 0, None, False, False),
+        ("beta_0", 0, None, False, False),
+        ("beta_decay", 0, 1, False, False),
+        ("cql_alpha", 0, None, False, False),
+        ("weight_clip", 0, None, True, False),
+    ):
         check_number(name, getattr(args, name), low, high, low_open, high_open)
     if args.alpha + args.beta_0 <= 0:
-        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0")
+        raise InputError(
+            "--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0"
+        )
     # every integer flag with its domain; the upper limits turn an impossible allocation into one line
-    for name, high in (("num_updates", 10**9), ("bc_updates", 10**9), ("batch_size", 2**20), ("pool_factor", 1024),
-                       ("hidden_dim", 8192), ("eval_episodes", 10**6), ("final_eval_episodes", 10**6), ("eval_interval", 10**9),
-                       ("checkpoint_interval", 10**9)):
+    for name, high in (
+        ("num_updates", 10**9),
+        ("bc_updates", 10**9),
+        ("batch_size", 2**20),
+        ("pool_factor", 1024),
+        ("hidden_dim", 8192),
+        ("eval_episodes", 10**6),
+        ("final_eval_episodes", 10**6),
+        ("eval_interval", 10**9),
+        ("checkpoint_interval", 10**9),
+    ):
         check_count(name, getattr(args, name), 1, high)
     check_seed("seed", args.seed)
     check_seed("dataset_seed", args.dataset_seed)
     if args.resume is not None and not os.path.isfile(args.resume):
-        raise InputError(f"--resume {args.resume!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote")
+        raise InputError(
+            f"--resume {args.resume!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote"
+        )
     if args.track:
         import_wandb()
     check_writable_dir("runs_dir", args.runs_dir)
@@ -158,8 +181,15 @@ def check_args(args: Args) -> None:
 
 # ---------------------------------------------------------------------------------------
 def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, out_dim),
+    )
 
 
 def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -200,8 +230,14 @@ class JointBehaviour(nn.Module):
         others = [j for j in range(self.n_agents) if j != i]
         onehot = F.one_hot(actions, self.n_actions).float()  # [B, N, A]
         cond = onehot[:, None] * self.given[i, others][None, :, :, None]  # [B, N-1, N, A]
-        x = torch.cat([state[:, None].expand(-1, len(others), -1), cond.flatten(2),
-                       self.eye[others][None].expand(len(state), -1, -1)], dim=-1)
+        x = torch.cat(
+            [
+                state[:, None].expand(-1, len(others), -1),
+                cond.flatten(2),
+                self.eye[others][None].expand(len(state), -1, -1),
+            ],
+            dim=-1,
+        )
         logp = masked_log_softmax(self.net(x), avail[:, others])
         return logp.gather(-1, actions[:, others, None]).squeeze(-1).sum(-1)
 
@@ -248,23 +284,31 @@ def behaviour_tables(data, behaviours, joint_behaviour):
     """µ is fixed after BC: tabulate log µ^i(·|o), log µ^i(·|o') and log µ^-i(a^-i|s) for every transition."""
     n_agents = data["actions"].shape[1]
     data["log_mu"] = torch.stack([behaviours[i](data["obs"][:, i], data["avail"][:, i]) for i in range(n_agents)], 1)
-    data["next_log_mu"] = torch.stack([behaviours[i](data["next_obs"][:, i], data["next_avail"][:, i]) for i in range(n_agents)], 1)
-    data["log_mu_others"] = torch.stack([joint_behaviour.log_prob(data["state"], data["actions"], data["avail"], i)
-                                         for i in range(n_agents)], 1)
+    data["next_log_mu"] = torch.stack(
+        [behaviours[i](data["next_obs"][:, i], data["next_avail"][:, i]) for i in range(n_agents)], 1
+    )
+    data["log_mu_others"] = torch.stack(
+        [joint_behaviour.log_prob(data["state"], data["actions"], data["avail"], i) for i in range(n_agents)], 1
+    )
 
 
 @torch.no_grad()
 def importance_ratio(data, idx, policies, i: int) -> torch.Tensor:
     """Eq. 23: log ρ^i = (1/(N−1)) [Σ_{j≠i} log π^j(a^j|o^j) − log µ^-i(a^-i|s)] (geometric mean, log space)."""
     n_agents = len(policies)
-    log_pi_others = sum(policies[j](data["obs"][idx, j], data["avail"][idx, j]).gather(1, data["actions"][idx, j, None]).squeeze(1)
-                        for j in range(n_agents) if j != i)
+    log_pi_others = sum(
+        policies[j](data["obs"][idx, j], data["avail"][idx, j]).gather(1, data["actions"][idx, j, None]).squeeze(1)
+        for j in range(n_agents)
+        if j != i
+    )
     return (log_pi_others - data["log_mu_others"][idx, i]) / (n_agents - 1)
 
 
 def resample(data, policies, i: int, args, generator) -> torch.Tensor:
     """Importance resampling (Schlegel et al. 2019): a uniform candidate pool, then a batch drawn ∝ ρ."""
-    pool = torch.randint(len(data["reward"]), (args.pool_factor * args.batch_size,), generator=generator, device=data["reward"].device)
+    pool = torch.randint(
+        len(data["reward"]), (args.pool_factor * args.batch_size,), generator=generator, device=data["reward"].device
+    )
     log_rho = importance_ratio(data, pool, policies, i)
     pick = torch.multinomial(torch.softmax(log_rho, 0), args.batch_size, replacement=True, generator=generator)
     return pool[pick]
@@ -337,6 +381,7 @@ def update_order(args, n_agents: int, rng: np.random.Generator, advantages=None)
         order = [first] + [i for i in order if i != first]
     return order
 
+
 # ---------------------------------------------------------------------------------------
 # Evaluation in the environment, checkpoints
 # ---------------------------------------------------------------------------------------
@@ -353,7 +398,9 @@ def evaluate(policies, episodes: int, greedy: bool, generator, device) -> float:
         actions = []
         for policy in policies:  # every agent observes the full state (§6)
             logp = policy(obs, avail)
-            actions.append(logp.argmax(-1) if greedy else torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1))
+            actions.append(
+                logp.argmax(-1) if greedy else torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+            )
         state, reward, terminated = env.step(torch.stack(actions, 1).cpu().numpy())
         returns += reward * alive
         alive &= ~terminated
@@ -363,8 +410,22 @@ def evaluate(policies, episodes: int, greedy: bool, generator, device) -> float:
 
 
 # Arguments that may differ between a checkpoint and the run that resumes it.
-RESUMABLE = {"num_updates", "resume", "progress", "runs_dir", "checkpoint_interval", "track", "wandb_project_name",
-             "wandb_entity", "exp_name", "cuda", "eval_interval", "eval_episodes", "final_eval_episodes", "cache_dir"}
+RESUMABLE = {
+    "num_updates",
+    "resume",
+    "progress",
+    "runs_dir",
+    "checkpoint_interval",
+    "track",
+    "wandb_project_name",
+    "wandb_entity",
+    "exp_name",
+    "cuda",
+    "eval_interval",
+    "eval_episodes",
+    "final_eval_episodes",
+    "cache_dir",
+}
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -373,10 +434,30 @@ def save_checkpoint(path: str, state: dict) -> None:
 
 
 # What checkpoint_state (in main) writes and a resume reads
-CHECKPOINT_KEYS = ("config", "run_name", "iteration", "behaviours", "joint_behaviour", "policies", "critics",
-                   "target_critics", "policy_optimisers", "critic_optimisers", "log_alpha", "alpha_optimiser",
-                   "alpha", "beta", "history", "best_return", "bc_return", "device", "elapsed_s",
-                   "generator", "eval_generator", "np_rng")
+CHECKPOINT_KEYS = (
+    "config",
+    "run_name",
+    "iteration",
+    "behaviours",
+    "joint_behaviour",
+    "policies",
+    "critics",
+    "target_critics",
+    "policy_optimisers",
+    "critic_optimisers",
+    "log_alpha",
+    "alpha_optimiser",
+    "alpha",
+    "beta",
+    "history",
+    "best_return",
+    "bc_return",
+    "device",
+    "elapsed_s",
+    "generator",
+    "eval_generator",
+    "np_rng",
+)
 
 
 def load_checkpoint(path: str, args: Args) -> dict:
@@ -384,17 +465,23 @@ def load_checkpoint(path: str, args: Args) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=False)
         config = state["config"]
     except Exception as error:
-        raise InputError(f"--resume {path!r} is not a readable InSPO Bridge checkpoint ({type(error).__name__}: {error})") from None
+        raise InputError(
+            f"--resume {path!r} is not a readable InSPO Bridge checkpoint ({type(error).__name__}: {error})"
+        ) from None
     missing = [key for key in CHECKPOINT_KEYS if key not in state]
     if missing:
         raise InputError(f"--resume {path!r} lacks {', '.join(missing)}; accepted: a checkpoint.pt this script wrote")
     for key, value in asdict(args).items():
         if key not in RESUMABLE and config.get(key) != value:
-            raise InputError(f"--resume {path!r} was written with --{key.replace('_', '-')} {config.get(key)!r}, "
-                             f"this run has {value!r}; accepted: the checkpoint's configuration")
+            raise InputError(
+                f"--resume {path!r} was written with --{key.replace('_', '-')} {config.get(key)!r}, "
+                f"this run has {value!r}; accepted: the checkpoint's configuration"
+            )
     if state["iteration"] >= args.num_updates:  # nothing to add: never overwrite the finished run's summary
-        raise InputError(f"--resume {path!r} is at iteration {state['iteration']}, --num-updates {args.num_updates} adds nothing; "
-                         f"accepted: --num-updates > {state['iteration']}")
+        raise InputError(
+            f"--resume {path!r} is at iteration {state['iteration']}, --num-updates {args.num_updates} adds nothing; "
+            f"accepted: --num-updates > {state['iteration']}"
+        )
     return state
 
 
@@ -408,15 +495,19 @@ def main(args: Args) -> dict:
     generator = torch.Generator(device=device).manual_seed(args.seed)
     eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)
     if checkpoint and checkpoint["device"] != device.type:  # a generator's state fits only its own device
-        raise InputError(f"--resume {args.resume!r} was written on {checkpoint['device']}, this run is on {device.type}; "
-                         f"accepted: the checkpoint's device ({'--cuda' if checkpoint['device'] == 'cuda' else '--no-cuda'})")
+        raise InputError(
+            f"--resume {args.resume!r} was written on {checkpoint['device']}, this run is on {device.type}; "
+            f"accepted: the checkpoint's device ({'--cuda' if checkpoint['device'] == 'cuda' else '--no-cuda'})"
+        )
 
     arrays, card = load_or_make(args.dataset, args.dataset_seed, args.cache_dir, args.dataset_dir)
     if checkpoint:
         run_name, run_dir = checkpoint["run_name"], os.path.join(args.runs_dir, checkpoint["run_name"])
         os.makedirs(run_dir, exist_ok=True)
     else:
-        run_name, run_dir = new_run_dir(args.runs_dir, f"bridge_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        run_name, run_dir = new_run_dir(
+            args.runs_dir, f"bridge_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        )
     print(format_card(card))
     raw = transitions(arrays, horizon=TRAIN_HORIZON)
     raw.pop("episode")
@@ -425,9 +516,17 @@ def main(args: Args) -> dict:
     state_dim, obs_dim = data["state"].shape[1], data["obs"].shape[2]
     if args.track:
         wandb = import_wandb()
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            config=vars(args),
+            name=run_name,
+            sync_tensorboard=True,
+        )
     writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
+    )
     # a resumed run's clock goes on from its checkpoint, so wall_time_s is the run's cost however many sittings it took
     start = time.time() - (checkpoint["elapsed_s"] if checkpoint else 0.0)
 
@@ -455,8 +554,14 @@ def main(args: Args) -> dict:
         for critic, target in zip(critics, target_critics):
             target.load_state_dict(critic.state_dict())
     else:
-        modules = {"behaviours": behaviours, "policies": policies, "critics": critics, "target_critics": target_critics,
-                   "policy_optimisers": policy_optimisers, "critic_optimisers": critic_optimisers}
+        modules = {
+            "behaviours": behaviours,
+            "policies": policies,
+            "critics": critics,
+            "target_critics": target_critics,
+            "policy_optimisers": policy_optimisers,
+            "critic_optimisers": critic_optimisers,
+        }
         for key, items in modules.items():
             for item, saved in zip(items, checkpoint[key]):
                 item.load_state_dict(saved)
@@ -464,7 +569,12 @@ def main(args: Args) -> dict:
         alpha_optimiser.load_state_dict(checkpoint["alpha_optimiser"])
         with torch.no_grad():
             log_alpha.copy_(checkpoint["log_alpha"])
-        alpha, beta, history, best_return = checkpoint["alpha"], checkpoint["beta"], checkpoint["history"], checkpoint["best_return"]
+        alpha, beta, history, best_return = (
+            checkpoint["alpha"],
+            checkpoint["beta"],
+            checkpoint["history"],
+            checkpoint["best_return"],
+        )
         first = checkpoint["iteration"] + 1
         generator.set_state(checkpoint["generator"])
         eval_generator.set_state(checkpoint["eval_generator"])
@@ -477,21 +587,37 @@ def main(args: Args) -> dict:
         bc_return = checkpoint["bc_return"]
 
     def checkpoint_state(iteration: int) -> dict:
-        return {"config": asdict(args), "run_name": run_name, "iteration": iteration,
-                "behaviours": [m.state_dict() for m in behaviours], "joint_behaviour": joint_behaviour.state_dict(),
-                "policies": [m.state_dict() for m in policies], "critics": [m.state_dict() for m in critics],
-                "target_critics": [m.state_dict() for m in target_critics],
-                "policy_optimisers": [o.state_dict() for o in policy_optimisers],
-                "critic_optimisers": [o.state_dict() for o in critic_optimisers],
-                "log_alpha": log_alpha.detach().clone(), "alpha_optimiser": alpha_optimiser.state_dict(),
-                "alpha": alpha, "beta": beta, "history": history, "best_return": best_return, "bc_return": bc_return,
-                "device": device.type, "elapsed_s": time.time() - start, "generator": generator.get_state(),
-                "eval_generator": eval_generator.get_state(), "np_rng": np_rng.bit_generator.state}
+        return {
+            "config": asdict(args),
+            "run_name": run_name,
+            "iteration": iteration,
+            "behaviours": [m.state_dict() for m in behaviours],
+            "joint_behaviour": joint_behaviour.state_dict(),
+            "policies": [m.state_dict() for m in policies],
+            "critics": [m.state_dict() for m in critics],
+            "target_critics": [m.state_dict() for m in target_critics],
+            "policy_optimisers": [o.state_dict() for o in policy_optimisers],
+            "critic_optimisers": [o.state_dict() for o in critic_optimisers],
+            "log_alpha": log_alpha.detach().clone(),
+            "alpha_optimiser": alpha_optimiser.state_dict(),
+            "alpha": alpha,
+            "beta": beta,
+            "history": history,
+            "best_return": best_return,
+            "bc_return": bc_return,
+            "device": device.type,
+            "elapsed_s": time.time() - start,
+            "generator": generator.get_state(),
+            "eval_generator": eval_generator.get_state(),
+            "np_rng": np_rng.bit_generator.state,
+        }
 
     for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):
         evaluating = iteration % args.eval_interval == 0 or iteration == args.num_updates
         uniform = torch.randint(len(data["reward"]), (args.batch_size,), generator=generator, device=device)
-        advantages = expected_advantages(data, uniform, policies, target_critics) if args.update_order == "semi-greedy" else None
+        advantages = (
+            expected_advantages(data, uniform, policies, target_critics) if args.update_order == "semi-greedy" else None
+        )
         order = update_order(args, n_agents, np_rng, advantages)
         # (3, 4) ρ and the resampled batch: per agent just before its update (sequential),
         # or all from the policies at the start of the iteration (simultaneous ablation)
@@ -544,12 +670,22 @@ def main(args: Args) -> dict:
     bc_stochastic = evaluate(behaviours, args.final_eval_episodes, False, eval_generator, device)
     wall_time = time.time() - start
     summary = {
-        "dataset": args.dataset, "source": args.dataset_dir or "generated", "card": card, "eval_greedy": args.eval_greedy,
+        "dataset": args.dataset,
+        "source": args.dataset_dir or "generated",
+        "card": card,
+        "eval_greedy": args.eval_greedy,
         "final_return": final_greedy if args.eval_greedy else final_stochastic,
-        "final_return_greedy": final_greedy, "final_return_stochastic": final_stochastic,
-        "best_return": best_return, "bc_return": bc_return, "bc_return_greedy": bc_greedy,
-        "bc_return_stochastic": bc_stochastic, "optimum": OPTIMUM, "history": history,
-        "wall_time_s": wall_time, "num_updates": args.num_updates, "args": asdict(args),
+        "final_return_greedy": final_greedy,
+        "final_return_stochastic": final_stochastic,
+        "best_return": best_return,
+        "bc_return": bc_return,
+        "bc_return_greedy": bc_greedy,
+        "bc_return_stochastic": bc_stochastic,
+        "optimum": OPTIMUM,
+        "history": history,
+        "wall_time_s": wall_time,
+        "num_updates": args.num_updates,
+        "args": asdict(args),
     }
     writer.add_scalar("eval/final_return", summary["final_return"], args.num_updates)
     writer.close()
@@ -558,9 +694,12 @@ def main(args: Args) -> dict:
         json.dump(summary, f, indent=2)
     os.replace(path + ".tmp", path)
     mode = "greedy" if args.eval_greedy else "stochastic"
-    print(f"bridge {args.dataset} ({summary['source']}): return {summary['final_return']:.4f} ({mode}, {args.final_eval_episodes} episodes; "
-          f"greedy {final_greedy:.4f}, stochastic {final_stochastic:.4f}; best {best_return:.4f}), BC {bc_return:.4f}, "
-          f"optimum {OPTIMUM}, {wall_time:.1f} s")
+    print(
+        f"bridge {args.dataset} ({summary['source']}): return {summary['final_return']:.4f} ({mode}, "
+        f"{args.final_eval_episodes} episodes; "
+        f"greedy {final_greedy:.4f}, stochastic {final_stochastic:.4f}; best {best_return:.4f}), BC {bc_return:.4f}, "
+        f"optimum {OPTIMUM}, {wall_time:.1f} s"
+    )
     print(f"summary: {path}")
     return summary
 

@@ -11,8 +11,8 @@ The whole pipeline is in this file, in the order of Algorithm 1:
 
 Choices this script makes where the paper is silent (docs/algorithm.md has the reasons):
   * a play is an episode (done = 1), so the critic's target is the reward itself;
-  * α = 0.1 fixed, β_0 = 10 decayed ×0.978 per iteration (β ≈ 0.05 after 240 of the 300): the KL target of auto-α forbids the
-    optimum here (M-NE imbalanced needs KL ≈ 2.3 per agent), so auto-α is off by default;
+  * α = 0.1 fixed, β_0 = 10 decayed ×0.978 per iteration (β ≈ 0.05 after 240 of the 300): the KL target of
+    auto-α forbids the optimum here (M-NE imbalanced needs KL ≈ 2.3 per agent), so auto-α is off by default;
   * Eq. 25 is implemented as the Lagrangian that RAISES α when KL > D̄_KL
     (loss = log α · (D̄_KL − KL)); the paper's printed sign would lower it;
   * the weight exp((A − β log µ)/(α+β)) of Eq. 20 is detached and clipped at `weight_clip`;
@@ -41,7 +41,16 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
 from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb, new_run_dir
-from envs.matrix import ACTION_NAMES, ALBERDICE_NAMES, PAYOFFS, MatrixGameEnv, check_game, joint_return, load_alberdice_xor, make_dataset
+from envs.matrix import (
+    ACTION_NAMES,
+    ALBERDICE_NAMES,
+    PAYOFFS,
+    MatrixGameEnv,
+    check_game,
+    joint_return,
+    load_alberdice_xor,
+    make_dataset,
+)
 
 
 @dataclass
@@ -71,11 +80,13 @@ class Args:
     dataset: str = "b"
     """xor: a {(A,B),(B,A)}, b {(A,A),(A,B),(B,A)}, c all four; mne: balanced or imbalanced"""
     dataset_dir: str | None = None
-    """an AlberDICE XOR buffer directory (e.g. .../mmdp_game_1_from_start/buffer_00_02_20) to use instead of generated data"""
+    """an AlberDICE XOR buffer directory (e.g. .../mmdp_game_1_from_start/buffer_00_02_20) to use instead of generated
+    data"""
     dataset_seed: int = 0
     """seed of the generated dataset (a fixed artefact, like the paper's files) (0 <= seed < 2^32)"""
     num_plays: int = 5400
-    """plays in a generated dataset, in the exact proportions of the paper's figures (AlberDICE's files: 5000 i.i.d.) (an integer in 1..10^8)"""
+    """plays in a generated dataset, in the exact proportions of the paper's figures (AlberDICE's files: 5000 i.i.d.)
+    (an integer in 1..10^8)"""
     exact: bool = False
     """run Algorithm 1 exactly (closed-form critic and Eq. 13 policies) instead of networks"""
     sequential: bool = True
@@ -83,13 +94,15 @@ class Args:
     update_order: Literal["random", "fixed", "semi-greedy"] = "random"
     """agent order each iteration: random permutation, fixed 0..N-1, or largest expected advantage first"""
     num_updates: int = 300
-    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps) (an integer in 1..10^9)"""
+    """training iterations; each makes one critic and one actor gradient update per agent (Adam steps, not env steps)
+    (an integer in 1..10^9)"""
     bc_updates: int = 100
     """gradient updates of behaviour cloning (µ^i and µ^-i) before training (an integer in 1..10^9)"""
     batch_size: int = 64
     """minibatch size of every update (an integer in 1..2^20)"""
     pool_factor: int = 4
-    """the resampled minibatch is drawn ∝ ρ from a uniform candidate pool of pool_factor x batch_size (an integer in 1..1024)"""
+    """the resampled minibatch is drawn ∝ ρ from a uniform candidate pool of pool_factor x batch_size (an integer in
+    1..1024)"""
     hidden_dim: int = 256
     """width of the 3 hidden ReLU layers of every network (an integer in 1..8192)"""
     learning_rate: float = 1e-3
@@ -97,7 +110,8 @@ class Args:
     gamma: float = 0.99
     """discount (the one-step game terminates, so it does not matter here) (in [0, 1])"""
     tau: float = 0.2
-    """soft-update rate of the target critics (one-step game: the critic only regresses the reward, and a slow target only delays the actor) (in (0, 1])"""
+    """soft-update rate of the target critics (one-step game: the critic only regresses the reward, and a slow target
+    only delays the actor) (in (0, 1])"""
     alpha: float = 0.1
     """KL temperature α (the initial value with --autotune-alpha) (>= 0)"""
     autotune_alpha: bool = False
@@ -128,25 +142,48 @@ def check_args(args: Args) -> None:
     """Reject impossible settings with one line that names the value and what is accepted (before any work)."""
     check_game(args.game, args.dataset)
     if args.dataset_dir is not None and args.game != "xor":
-        raise InputError(f"--dataset-dir holds AlberDICE's XOR buffers; it does not fit game {args.game!r} (accepted: --game xor)")
+        raise InputError(
+            f"--dataset-dir holds AlberDICE's XOR buffers; it does not fit game {args.game!r} (accepted: --game xor)"
+        )
     if args.dataset_dir is not None:  # the run is labelled with --dataset: it must be what the files hold
-        held = {name: dataset for dataset, name in ALBERDICE_NAMES.items()}.get(os.path.basename(os.path.normpath(args.dataset_dir)))
+        held = {name: dataset for dataset, name in ALBERDICE_NAMES.items()}.get(
+            os.path.basename(os.path.normpath(args.dataset_dir))
+        )
         if held is not None and held != args.dataset:
-            raise InputError(f"--dataset {args.dataset} with --dataset-dir {args.dataset_dir!r}, which holds XOR dataset {held!r}; "
-                             f"accepted: --dataset {held}")
+            raise InputError(
+                f"--dataset {args.dataset} with --dataset-dir {args.dataset_dir!r}, which holds XOR dataset {held!r}; "
+                f"accepted: --dataset {held}"
+            )
     # every real flag with its domain: (name, low, high, low open, high open)
     for name, low, high, low_open, high_open in (
-            ("learning_rate", 0, None, True, False), ("alpha_lr", 0, None, True, False), ("gamma", 0, 1, False, False),
-            ("tau", 0, 1, True, False), ("alpha", 0, None, False, False), ("target_kl", 0, None, False, False),
-            ("beta_0", 0, None, False, False), ("beta_decay", 0, 1, False, False), ("cql_alpha", 0, None, False, False),
-            ("weight_clip", 0, None, True, False)):
+        ("learning_rate", 0, None, True, False),
+        ("alpha_lr", 0, None, True, False),
+        ("gamma", 0, 1, False, False),
+        ("tau", 0, 1, True, False),
+        ("alpha", 0, None, False, False),
+        ("target_kl", 0, None, False, False),
+        ("beta_0", 0, None, False, False),
+        ("beta_decay", 0, 1, False, False),
+        ("cql_alpha", 0, None, False, False),
+        ("weight_clip", 0, None, True, False),
+    ):
         check_number(name, getattr(args, name), low, high, low_open, high_open)
     if args.alpha + args.beta_0 <= 0:
-        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0")
+        raise InputError(
+            "--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0"
+        )
     # every integer flag with its domain; the upper limits turn an impossible allocation into one line
-    for name, high in (("num_updates", 10**9), ("bc_updates", 10**9), ("batch_size", 2**20), ("pool_factor", 1024),
-                       ("hidden_dim", 8192), ("eval_episodes", 10**6), ("final_eval_episodes", 10**6), ("eval_interval", 10**9),
-                       ("num_plays", 10**8)):
+    for name, high in (
+        ("num_updates", 10**9),
+        ("bc_updates", 10**9),
+        ("batch_size", 2**20),
+        ("pool_factor", 1024),
+        ("hidden_dim", 8192),
+        ("eval_episodes", 10**6),
+        ("final_eval_episodes", 10**6),
+        ("eval_interval", 10**9),
+        ("num_plays", 10**8),
+    ):
         check_count(name, getattr(args, name), 1, high)
     check_seed("seed", args.seed)
     check_seed("dataset_seed", args.dataset_seed)
@@ -159,8 +196,15 @@ def check_args(args: Args) -> None:
 # Networks (paper, Appendix C.4: 3-layer ReLU MLPs of 256 for the matrix games and Bridge)
 # ---------------------------------------------------------------------------------------
 def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, out_dim),
+    )
 
 
 def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -201,8 +245,14 @@ class JointBehaviour(nn.Module):
         others = [j for j in range(self.n_agents) if j != i]
         onehot = F.one_hot(actions, self.n_actions).float()  # [B, N, A]
         cond = onehot[:, None] * self.given[i, others][None, :, :, None]  # [B, N-1, N, A]
-        x = torch.cat([state[:, None].expand(-1, len(others), -1), cond.flatten(2),
-                       self.eye[others][None].expand(len(state), -1, -1)], dim=-1)
+        x = torch.cat(
+            [
+                state[:, None].expand(-1, len(others), -1),
+                cond.flatten(2),
+                self.eye[others][None].expand(len(state), -1, -1),
+            ],
+            dim=-1,
+        )
         logp = masked_log_softmax(self.net(x), avail[:, others])
         return logp.gather(-1, actions[:, others, None]).squeeze(-1).sum(-1)
 
@@ -249,23 +299,31 @@ def behaviour_tables(data, behaviours, joint_behaviour):
     """µ is fixed after BC: tabulate log µ^i(·|o), log µ^i(·|o') and log µ^-i(a^-i|s) for every transition."""
     n_agents = data["actions"].shape[1]
     data["log_mu"] = torch.stack([behaviours[i](data["obs"][:, i], data["avail"][:, i]) for i in range(n_agents)], 1)
-    data["next_log_mu"] = torch.stack([behaviours[i](data["next_obs"][:, i], data["next_avail"][:, i]) for i in range(n_agents)], 1)
-    data["log_mu_others"] = torch.stack([joint_behaviour.log_prob(data["state"], data["actions"], data["avail"], i)
-                                         for i in range(n_agents)], 1)
+    data["next_log_mu"] = torch.stack(
+        [behaviours[i](data["next_obs"][:, i], data["next_avail"][:, i]) for i in range(n_agents)], 1
+    )
+    data["log_mu_others"] = torch.stack(
+        [joint_behaviour.log_prob(data["state"], data["actions"], data["avail"], i) for i in range(n_agents)], 1
+    )
 
 
 @torch.no_grad()
 def importance_ratio(data, idx, policies, i: int) -> torch.Tensor:
     """Eq. 23: log ρ^i = (1/(N−1)) [Σ_{j≠i} log π^j(a^j|o^j) − log µ^-i(a^-i|s)] (geometric mean, log space)."""
     n_agents = len(policies)
-    log_pi_others = sum(policies[j](data["obs"][idx, j], data["avail"][idx, j]).gather(1, data["actions"][idx, j, None]).squeeze(1)
-                        for j in range(n_agents) if j != i)
+    log_pi_others = sum(
+        policies[j](data["obs"][idx, j], data["avail"][idx, j]).gather(1, data["actions"][idx, j, None]).squeeze(1)
+        for j in range(n_agents)
+        if j != i
+    )
     return (log_pi_others - data["log_mu_others"][idx, i]) / (n_agents - 1)
 
 
 def resample(data, policies, i: int, args, generator) -> torch.Tensor:
     """Importance resampling (Schlegel et al. 2019): a uniform candidate pool, then a batch drawn ∝ ρ."""
-    pool = torch.randint(len(data["reward"]), (args.pool_factor * args.batch_size,), generator=generator, device=data["reward"].device)
+    pool = torch.randint(
+        len(data["reward"]), (args.pool_factor * args.batch_size,), generator=generator, device=data["reward"].device
+    )
     log_rho = importance_ratio(data, pool, policies, i)
     pick = torch.multinomial(torch.softmax(log_rho, 0), args.batch_size, replacement=True, generator=generator)
     return pool[pick]
@@ -379,8 +437,10 @@ def evaluate(game: str, probs: list[np.ndarray], episodes: int, greedy: bool, rn
     returns = []
     for _ in range(episodes):
         env.reset()
-        actions = {agent: int(np.argmax(p)) if greedy else int(rng.choice(len(p), p=p / p.sum()))
-                   for agent, p in zip(env.possible_agents, probs)}
+        actions = {
+            agent: int(np.argmax(p)) if greedy else int(rng.choice(len(p), p=p / p.sum()))
+            for agent, p in zip(env.possible_agents, probs)
+        }
         _, rewards, _, _, _ = env.step(actions)
         returns.append(rewards["agent_0"])
     return float(np.mean(returns))
@@ -411,14 +471,24 @@ def main(args: Args) -> dict:
     generator = torch.Generator(device=device).manual_seed(args.seed)
 
     raw = load_data(args)
-    run_name, run_dir = new_run_dir(args.runs_dir, f"matrix_{args.game}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
+    run_name, run_dir = new_run_dir(
+        args.runs_dir, f"matrix_{args.game}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    )
     payoff = PAYOFFS[args.game]
     n_agents, n_actions = raw["actions"].shape[1], payoff.shape[0]
     if args.track:
         wandb = import_wandb()
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            config=vars(args),
+            name=run_name,
+            sync_tensorboard=True,
+        )
     writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
+    )
     start = time.time()
 
     # 1. Behaviour cloning (Eq. 21, 22)
@@ -463,8 +533,10 @@ def main(args: Args) -> dict:
         if args.exact:
             return [p.copy() for p in pis]
         with torch.no_grad():  # one state: the policy is a single distribution per agent
-            return [policies[i](data["obs"][:1, i], data["avail"][:1, i])[0].exp().cpu().numpy().astype(np.float64)
-                    for i in range(n_agents)]
+            return [
+                policies[i](data["obs"][:1, i], data["avail"][:1, i])[0].exp().cpu().numpy().astype(np.float64)
+                for i in range(n_agents)
+            ]
 
     for iteration in trange(1, args.num_updates + 1, disable=not args.progress, desc=run_name[:40], leave=False):
         evaluating = iteration % args.eval_interval == 0 or iteration == args.num_updates
@@ -480,7 +552,11 @@ def main(args: Args) -> dict:
             kl = torch.tensor(np.mean([np.sum(p[p > 0] * np.log(p[p > 0] / mu[p > 0])) for p, mu in zip(pis, mus)]))
         else:
             uniform = torch.randint(len(data["reward"]), (args.batch_size,), generator=generator, device=device)
-            advantages = expected_advantages(data, uniform, policies, target_critics) if args.update_order == "semi-greedy" else None
+            advantages = (
+                expected_advantages(data, uniform, policies, target_critics)
+                if args.update_order == "semi-greedy"
+                else None
+            )
             order = update_order(args, n_agents, np_rng, advantages)
             # (3, 4) ρ and the resampled batch: per agent just before its update (sequential),
             # or all from the policies at the start of the iteration (simultaneous ablation)
@@ -516,7 +592,9 @@ def main(args: Args) -> dict:
 
         if evaluating:
             probs = current_policies()
-            writer.add_scalar("eval/return", evaluate(args.game, probs, args.eval_episodes, args.eval_greedy, np_rng), iteration)
+            writer.add_scalar(
+                "eval/return", evaluate(args.game, probs, args.eval_episodes, args.eval_greedy, np_rng), iteration
+            )
             writer.add_scalar("eval/expected_return", joint_return(args.game, probs[0], probs[1]), iteration)
             writer.add_scalar("charts/alpha", alpha, iteration)
             writer.add_scalar("charts/beta", beta, iteration)
@@ -530,16 +608,27 @@ def main(args: Args) -> dict:
     final_stochastic = evaluate(args.game, probs, args.final_eval_episodes, False, np_rng)
     wall_time = time.time() - start
     summary = {
-        "game": args.game, "dataset": args.dataset, "source": source, "mode": "exact" if args.exact else "practical",
+        "game": args.game,
+        "dataset": args.dataset,
+        "source": source,
+        "mode": "exact" if args.exact else "practical",
         "eval_greedy": args.eval_greedy,
         "final_return": final_greedy if args.eval_greedy else final_stochastic,
-        "final_return_greedy": final_greedy, "final_return_stochastic": final_stochastic,
+        "final_return_greedy": final_greedy,
+        "final_return_stochastic": final_stochastic,
         "expected_return": joint_return(args.game, probs[0], probs[1]),
-        "bc_return": bc_return, "bc_return_greedy": bc_greedy, "bc_return_stochastic": bc_stochastic,
+        "bc_return": bc_return,
+        "bc_return_greedy": bc_greedy,
+        "bc_return_stochastic": bc_stochastic,
         "bc_expected_return": joint_return(args.game, mus[0], mus[1]),
-        "joint_policy": np.outer(probs[0], probs[1]).tolist(), "policies": [p.tolist() for p in probs],
-        "behaviour": [m.tolist() for m in mus], "alpha": alpha, "beta": beta,
-        "wall_time_s": wall_time, "num_updates": args.num_updates, "args": asdict(args),
+        "joint_policy": np.outer(probs[0], probs[1]).tolist(),
+        "policies": [p.tolist() for p in probs],
+        "behaviour": [m.tolist() for m in mus],
+        "alpha": alpha,
+        "beta": beta,
+        "wall_time_s": wall_time,
+        "num_updates": args.num_updates,
+        "args": asdict(args),
     }
     writer.add_scalar("eval/final_return", summary["final_return"], args.num_updates)
     writer.close()
@@ -548,9 +637,11 @@ def main(args: Args) -> dict:
         json.dump(summary, f, indent=2)
     os.replace(path + ".tmp", path)
     mode = "greedy" if args.eval_greedy else "stochastic"
-    print(f"{args.game} {source} ({summary['mode']}, {'sequential' if args.sequential else 'simultaneous'}): "
-          f"return {summary['final_return']:.2f} ({mode}; greedy {final_greedy:.2f}, stochastic {final_stochastic:.2f}), "
-          f"BC {bc_return:.2f}, {wall_time:.1f} s")
+    print(
+        f"{args.game} {source} ({summary['mode']}, {'sequential' if args.sequential else 'simultaneous'}): "
+        f"return {summary['final_return']:.2f} ({mode}; greedy {final_greedy:.2f}, stochastic {final_stochastic:.2f}), "
+        f"BC {bc_return:.2f}, {wall_time:.1f} s"
+    )
     print("final joint policy:\n" + format_joint_policy(args.game, probs[0], probs[1]))
     print(f"summary: {path}")
     return summary

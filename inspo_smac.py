@@ -55,7 +55,16 @@ from tqdm import trange
 
 from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb, new_run_dir
 from envs.smac import MAPS, SMACBatch, make_env
-from envs.smac_data import DATASETS, default_cache_dir, episode_stats, format_card, load_h5, load_or_make, map_sizes, summarise
+from envs.smac_data import (
+    DATASETS,
+    default_cache_dir,
+    episode_stats,
+    format_card,
+    load_h5,
+    load_or_make,
+    map_sizes,
+    summarise,
+)
 
 
 @dataclass
@@ -183,25 +192,47 @@ def check_args(args: Args) -> None:
         raise InputError(f"unknown SMAC dataset {args.dataset!r}; accepted: {', '.join(DATASETS)}")
     # every real flag with its domain: (name, low, high, low open, high open)
     for name, low, high, low_open, high_open in (
-            ("learning_rate", 0, None, True, False), ("alpha_lr", 0, None, True, False), ("gamma", 0, 1, False, False),
-            ("tau", 0, 1, True, False), ("td_lambda", 0, 1, False, False), ("alpha", 0, None, False, False), ("target_kl", 0, None, False, False),
-            ("beta_0", 0, None, False, False), ("beta_decay", 0, 1, False, False), ("cql_alpha", 0, None, False, False),
-            ("weight_clip", 0, None, True, False)):
+        ("learning_rate", 0, None, True, False),
+        ("alpha_lr", 0, None, True, False),
+        ("gamma", 0, 1, False, False),
+        ("tau", 0, 1, True, False),
+        ("td_lambda", 0, 1, False, False),
+        ("alpha", 0, None, False, False),
+        ("target_kl", 0, None, False, False),
+        ("beta_0", 0, None, False, False),
+        ("beta_decay", 0, 1, False, False),
+        ("cql_alpha", 0, None, False, False),
+        ("weight_clip", 0, None, True, False),
+    ):
         check_number(name, getattr(args, name), low, high, low_open, high_open)
     if args.alpha + args.beta_0 <= 0:
-        raise InputError("--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0")
+        raise InputError(
+            "--alpha 0 with --beta-0 0 is not accepted: the weights of Eq. 20 divide by α+β; accepted: α > 0 or β_0 > 0"
+        )
     # every integer flag with its domain; the upper limits turn an impossible allocation into one line
-    for name, high in (("num_updates", 10**9), ("bc_updates", 10**9), ("batch_episodes", 4096), ("batch_size", 2**20),
-                       ("hidden_dim", 8192), ("rnn_hidden", 4096), ("eval_episodes", 10**5), ("final_eval_episodes", 10**5),
-                       ("eval_interval", 10**9), ("checkpoint_interval", 10**9),
-                       ("log_interval", 10**9), ("critic_probe_episodes", 10**5)):
+    for name, high in (
+        ("num_updates", 10**9),
+        ("bc_updates", 10**9),
+        ("batch_episodes", 4096),
+        ("batch_size", 2**20),
+        ("hidden_dim", 8192),
+        ("rnn_hidden", 4096),
+        ("eval_episodes", 10**5),
+        ("final_eval_episodes", 10**5),
+        ("eval_interval", 10**9),
+        ("checkpoint_interval", 10**9),
+        ("log_interval", 10**9),
+        ("critic_probe_episodes", 10**5),
+    ):
         check_count(name, getattr(args, name), 1, high)
     if args.dataset_episodes is not None:
         check_count("dataset_episodes", args.dataset_episodes, 1, 10**6)
     check_seed("seed", args.seed)
     check_seed("dataset_seed", args.dataset_seed)
     if args.resume is not None and not os.path.isfile(args.resume):
-        raise InputError(f"--resume {args.resume!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote")
+        raise InputError(
+            f"--resume {args.resume!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote"
+        )
     if args.dataset_file is not None and not os.path.isfile(args.dataset_file):
         raise InputError(f"--dataset-file {args.dataset_file!r}: no such file; accepted: one of CFCQL's h5 files")
     if args.track:
@@ -213,8 +244,15 @@ def check_args(args: Args) -> None:
 
 # ---------------------------------------------------------------------------------------
 def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, out_dim),
+    )
 
 
 def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -266,8 +304,14 @@ class JointBehaviour(nn.Module):
         others = [j for j in range(self.n_agents) if j != i]
         onehot = F.one_hot(actions, self.n_actions).float()  # [B, N, A]
         cond = onehot[:, None] * self.given[i, others][None, :, :, None]  # [B, N-1, N, A]
-        x = torch.cat([state[:, None].expand(-1, len(others), -1), cond.flatten(2),
-                       self.eye[others][None].expand(len(state), -1, -1)], dim=-1)
+        x = torch.cat(
+            [
+                state[:, None].expand(-1, len(others), -1),
+                cond.flatten(2),
+                self.eye[others][None].expand(len(state), -1, -1),
+            ],
+            dim=-1,
+        )
         logp = masked_log_softmax(self.net(x), avail[:, others])
         return logp.gather(-1, actions[:, others, None]).squeeze(-1).sum(-1)
 
@@ -295,13 +339,17 @@ def episode_tensors(arrays: dict, device) -> dict:
     """CFCQL's per-episode arrays as tensors [E, T, ...]; `valid` marks the transitions t < L."""
     filled = torch.as_tensor(arrays["filled"], device=device)
     actions = torch.as_tensor(arrays["actions"], device=device)
-    return {"state": torch.as_tensor(arrays["state"], device=device), "obs": torch.as_tensor(arrays["obs"], device=device),
-            "actions": actions, "avail": torch.as_tensor(arrays["avail_actions"], device=device).bool(),
-            "last_actions": torch.cat([torch.full_like(actions[:, :1], -1), actions[:, :-1]], 1),
-            "reward": torch.as_tensor(arrays["reward"], device=device),
-            "done": torch.as_tensor(arrays["terminated"], device=device).float(),
-            "valid": torch.cat([filled[:, 1:], torch.zeros_like(filled[:, :1])], 1).bool(),  # t < L: filled at t + 1
-            "length": filled.sum(1) - 1}
+    return {
+        "state": torch.as_tensor(arrays["state"], device=device),
+        "obs": torch.as_tensor(arrays["obs"], device=device),
+        "actions": actions,
+        "avail": torch.as_tensor(arrays["avail_actions"], device=device).bool(),
+        "last_actions": torch.cat([torch.full_like(actions[:, :1], -1), actions[:, :-1]], 1),
+        "reward": torch.as_tensor(arrays["reward"], device=device),
+        "done": torch.as_tensor(arrays["terminated"], device=device).float(),
+        "valid": torch.cat([filled[:, 1:], torch.zeros_like(filled[:, :1])], 1).bool(),  # t < L: filled at t + 1
+        "length": filled.sum(1) - 1,
+    }
 
 
 def episode_batch(data: dict, idx: torch.Tensor) -> dict:
@@ -331,7 +379,9 @@ def behaviour_cloning(data, behaviours, joint_behaviour, args, generator):
     n_agents = data["actions"].shape[2]
     optimiser = adam([p for m in [*behaviours, joint_behaviour] for p in m.parameters()], args.learning_rate)
     for _ in range(args.bc_updates):
-        idx = torch.randint(len(data["reward"]), (args.batch_episodes,), generator=generator, device=data["reward"].device)
+        idx = torch.randint(
+            len(data["reward"]), (args.batch_episodes,), generator=generator, device=data["reward"].device
+        )
         batch = episode_batch(data, idx)
         valid = batch["valid"]
         steps = torch.randint(int(valid.sum()), (args.batch_size,), generator=generator, device=valid.device)
@@ -356,14 +406,19 @@ def behaviour_tables(data, behaviours, joint_behaviour, chunk: int = 256):
     data["log_mu_others"] = torch.zeros(E, T, n_agents, device=device)
     for start in range(0, E, chunk):
         idx = torch.arange(start, min(start + chunk, E), device=device)
-        batch = {"inputs": policy_inputs(data["obs"][idx], data["last_actions"][idx], n_actions), "avail": data["avail"][idx]}
+        batch = {
+            "inputs": policy_inputs(data["obs"][idx], data["last_actions"][idx], n_actions),
+            "avail": data["avail"][idx],
+        }
         for i in range(n_agents):
             data["log_mu"][idx, :, i] = unroll(behaviours[i], batch, i)
     where = data["valid"].nonzero(as_tuple=True)
     for start in range(0, len(where[0]), 16 * chunk):
-        e, t = where[0][start:start + 16 * chunk], where[1][start:start + 16 * chunk]
+        e, t = where[0][start : start + 16 * chunk], where[1][start : start + 16 * chunk]
         for i in range(n_agents):
-            data["log_mu_others"][e, t, i] = joint_behaviour.log_prob(data["state"][e, t], data["actions"][e, t], data["avail"][e, t], i)
+            data["log_mu_others"][e, t, i] = joint_behaviour.log_prob(
+                data["state"][e, t], data["actions"][e, t], data["avail"][e, t], i
+            )
 
 
 def importance_ratio(log_pi_taken: torch.Tensor, log_mu_others: torch.Tensor, i: int) -> torch.Tensor:
@@ -439,7 +494,7 @@ def actor_loss(batch, steps, i: int, logp, target_critic, alpha: float, beta: fl
 
 
 def mean_kl(batch, logps) -> torch.Tensor:
-    """Mean over agents of E_τ KL(π^i(·|τ) || µ^i(·|τ)) over the batch's transitions (the quantity Eq. 25 constrains)."""
+    """Mean over agents of E_τ KL(π^i(·|τ) || µ^i(·|τ)) over the batch's transitions (what Eq. 25 constrains)."""
     valid = batch["valid"]
     kls = [(logp.exp() * (logp - batch["log_mu"][:, :, i])).sum(-1)[valid].mean() for i, logp in enumerate(logps)]
     return torch.stack(kls).mean()
@@ -471,7 +526,9 @@ CRITIC_FROM_STEP = 5
 def probe_episodes(data: dict, count: int, gamma: float) -> dict:
     """A fixed set of the dataset's episodes (evenly spaced over the file, so both halves of a mixed
     dataset) with the data's own discounted return-to-go G_t = Σ_{k≥t} γ^{k−t} r_k [E, T]."""
-    idx = torch.linspace(0, len(data["reward"]) - 1, min(count, len(data["reward"])), device=data["reward"].device).long()
+    idx = torch.linspace(
+        0, len(data["reward"]) - 1, min(count, len(data["reward"])), device=data["reward"].device
+    ).long()
     probe = episode_batch(data, idx)
     no_value = torch.zeros_like(probe["reward"])[..., None]  # G_t is the λ = 1 return with nothing to bootstrap
     probe["return_to_go"] = lambda_returns(probe["reward"], probe["done"], probe["valid"], no_value, gamma, 1.0)[..., 0]
@@ -483,8 +540,14 @@ def critic_report(probe: dict, target_critics) -> dict:
     """Does the critic know the data's values? Q̄^i(s_t, a^i_t) against the return-to-go G_t of the
     probe episodes, pooled over agents: mean Q, mean G, bias Q − G and correlation, on the steps from
     CRITIC_FROM_STEP on (the headline) and per time bucket. NaN where a bucket is empty or constant."""
-    q = torch.stack([critic(probe["state"]).gather(-1, probe["actions"][:, :, i, None]).squeeze(-1)
-                     for i, critic in enumerate(target_critics)], -1)  # [E, T, N]
+    # [E, T, N]
+    q = torch.stack(
+        [
+            critic(probe["state"]).gather(-1, probe["actions"][:, :, i, None]).squeeze(-1)
+            for i, critic in enumerate(target_critics)
+        ],
+        -1,
+    )
     g = probe["return_to_go"][..., None].expand_as(q)
     t = torch.arange(q.shape[1], device=q.device)[None, :, None].expand_as(q)
     valid = probe["valid"][..., None].expand_as(q)
@@ -497,8 +560,10 @@ def critic_report(probe: dict, target_critics) -> dict:
 
     report = stats(valid & (t >= CRITIC_FROM_STEP))
     report["relative_bias"] = report["bias"] / abs(report["return"]) if report["return"] else float("nan")
-    report["buckets"] = {f"t{start}-{end if end < 10**9 else 'end'}": stats(valid & (t >= start) & (t < end))
-                         for start, end in CRITIC_BUCKETS}
+    report["buckets"] = {
+        f"t{start}-{end if end < 10**9 else 'end'}": stats(valid & (t >= start) & (t < end))
+        for start, end in CRITIC_BUCKETS
+    }
     return report
 
 
@@ -521,8 +586,9 @@ def update_order(args, n_agents: int, rng: np.random.Generator, advantages=None)
 def act(policies, obs, avail, last_actions, hidden, greedy: bool, generator, device):
     """One step of every agent's recurrent policy for B battles: obs [B, N, O], avail [B, N, A], last [B, N]."""
     n_actions = avail.shape[-1]
-    inputs = policy_inputs(torch.as_tensor(obs, device=device)[:, None], torch.as_tensor(last_actions, device=device)[:, None],
-                           n_actions)
+    inputs = policy_inputs(
+        torch.as_tensor(obs, device=device)[:, None], torch.as_tensor(last_actions, device=device)[:, None], n_actions
+    )
     avail = torch.as_tensor(avail, device=device)[:, None]
     actions = []
     for i, policy in enumerate(policies):
@@ -533,14 +599,22 @@ def act(policies, obs, avail, last_actions, hidden, greedy: bool, generator, dev
 
 
 @torch.no_grad()
-def evaluate(policies, map_name: str, episodes: int, greedy: bool, seed: int, generator, device, backend: str = "builtin"):
+def evaluate(
+    policies, map_name: str, episodes: int, greedy: bool, seed: int, generator, device, backend: str = "builtin"
+):
     """Win rate and mean return over `episodes` battles: on the built-in simulator all at once
     (battle k uses simulator seed `seed` + k), in StarCraft II one after another."""
     if backend == "sc2":
         env, wins, returns = make_env(map_name, "sc2", seed), [], []  # one game, one episode after another
         for _ in range(episodes):
             env.reset()
-            hidden, last, total, terminated, info = [None] * len(policies), np.full((1, env.n_agents), -1), 0.0, False, {}
+            hidden, last, total, terminated, info = (
+                [None] * len(policies),
+                np.full((1, env.n_agents), -1),
+                0.0,
+                False,
+                {},
+            )
             while not terminated:
                 avail = np.array(env.get_avail_actions())[None]
                 last = act(policies, np.array(env.get_obs())[None], avail, last, hidden, greedy, generator, device)
@@ -564,9 +638,25 @@ def evaluate(policies, map_name: str, episodes: int, greedy: bool, seed: int, ge
 
 
 # Arguments that may differ between a checkpoint and the run that resumes it.
-RESUMABLE = {"num_updates", "resume", "progress", "runs_dir", "checkpoint_interval", "track", "wandb_project_name",
-             "wandb_entity", "exp_name", "cuda", "eval_interval", "eval_episodes", "final_eval_episodes", "cache_dir", "env_backend",
-             "log_interval", "critic_probe_episodes"}
+RESUMABLE = {
+    "num_updates",
+    "resume",
+    "progress",
+    "runs_dir",
+    "checkpoint_interval",
+    "track",
+    "wandb_project_name",
+    "wandb_entity",
+    "exp_name",
+    "cuda",
+    "eval_interval",
+    "eval_episodes",
+    "final_eval_episodes",
+    "cache_dir",
+    "env_backend",
+    "log_interval",
+    "critic_probe_episodes",
+}
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -575,10 +665,32 @@ def save_checkpoint(path: str, state: dict) -> None:
 
 
 # What checkpoint_state (in main) writes and a resume reads
-CHECKPOINT_KEYS = ("config", "run_name", "iteration", "behaviours", "joint_behaviour", "policies", "critics",
-                   "target_critics", "policy_optimisers", "critic_optimisers", "log_alpha", "alpha_optimiser",
-                   "alpha", "beta", "history", "critic_history", "best_win_rate", "bc_win_rate", "bc_return", "device",
-                   "elapsed_s", "generator", "eval_generator", "np_rng")
+CHECKPOINT_KEYS = (
+    "config",
+    "run_name",
+    "iteration",
+    "behaviours",
+    "joint_behaviour",
+    "policies",
+    "critics",
+    "target_critics",
+    "policy_optimisers",
+    "critic_optimisers",
+    "log_alpha",
+    "alpha_optimiser",
+    "alpha",
+    "beta",
+    "history",
+    "critic_history",
+    "best_win_rate",
+    "bc_win_rate",
+    "bc_return",
+    "device",
+    "elapsed_s",
+    "generator",
+    "eval_generator",
+    "np_rng",
+)
 
 
 def load_checkpoint(path: str, args: Args) -> dict:
@@ -586,17 +698,23 @@ def load_checkpoint(path: str, args: Args) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=False)
         config = state["config"]
     except Exception as error:
-        raise InputError(f"--resume {path!r} is not a readable InSPO SMAC checkpoint ({type(error).__name__}: {error})") from None
+        raise InputError(
+            f"--resume {path!r} is not a readable InSPO SMAC checkpoint ({type(error).__name__}: {error})"
+        ) from None
     missing = [key for key in CHECKPOINT_KEYS if key not in state]
     if missing:
         raise InputError(f"--resume {path!r} lacks {', '.join(missing)}; accepted: a checkpoint.pt this script wrote")
     for key, value in asdict(args).items():
         if key not in RESUMABLE and config.get(key) != value:
-            raise InputError(f"--resume {path!r} was written with --{key.replace('_', '-')} {config.get(key)!r}, "
-                             f"this run has {value!r}; accepted: the checkpoint's configuration")
+            raise InputError(
+                f"--resume {path!r} was written with --{key.replace('_', '-')} {config.get(key)!r}, "
+                f"this run has {value!r}; accepted: the checkpoint's configuration"
+            )
     if state["iteration"] >= args.num_updates:
-        raise InputError(f"--resume {path!r} is at iteration {state['iteration']}, --num-updates {args.num_updates} adds nothing; "
-                         f"accepted: --num-updates > {state['iteration']}")
+        raise InputError(
+            f"--resume {path!r} is at iteration {state['iteration']}, --num-updates {args.num_updates} adds nothing; "
+            f"accepted: --num-updates > {state['iteration']}"
+        )
     return state
 
 
@@ -604,8 +722,12 @@ def load_dataset(args: Args) -> tuple[dict, dict]:
     """The dataset's arrays and card: CFCQL's file when --dataset-file is given, else generated and cached."""
     if args.dataset_file is not None:
         arrays = load_h5(args.dataset_file, args.map)
-        card = {"map": args.map, "dataset": args.dataset, "source": args.dataset_file,
-                **summarise(episode_stats(arrays, map_sizes(args.map)))}
+        card = {
+            "map": args.map,
+            "dataset": args.dataset,
+            "source": args.dataset_file,
+            **summarise(episode_stats(arrays, map_sizes(args.map))),
+        }
         return arrays, card
     path, card = load_or_make(args.map, args.dataset, args.dataset_seed, args.cache_dir, args.dataset_episodes)
     return load_h5(path, args.map), {**card, "source": path}
@@ -624,8 +746,10 @@ def main(args: Args) -> dict:
     generator = torch.Generator(device=device).manual_seed(args.seed)
     eval_generator = torch.Generator(device=device).manual_seed(args.seed + 10_000)
     if checkpoint and checkpoint["device"] != device.type:  # a generator's state fits only its own device
-        raise InputError(f"--resume {args.resume!r} was written on {checkpoint['device']}, this run is on {device.type}; "
-                         f"accepted: the checkpoint's device ({'--cuda' if checkpoint['device'] == 'cuda' else '--no-cuda'})")
+        raise InputError(
+            f"--resume {args.resume!r} was written on {checkpoint['device']}, this run is on {device.type}; "
+            f"accepted: the checkpoint's device ({'--cuda' if checkpoint['device'] == 'cuda' else '--no-cuda'})"
+        )
     eval_seed = 50_000_000 + 100_000 * args.seed  # evaluation battles: never a dataset's
 
     arrays, card = load_dataset(args)
@@ -633,7 +757,9 @@ def main(args: Args) -> dict:
         run_name, run_dir = checkpoint["run_name"], os.path.join(args.runs_dir, checkpoint["run_name"])
         os.makedirs(run_dir, exist_ok=True)
     else:  # a directory of its own (the runs directory was proven writable in check_args)
-        run_name, run_dir = new_run_dir(args.runs_dir, f"smac_{args.map}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        run_name, run_dir = new_run_dir(
+            args.runs_dir, f"smac_{args.map}_{args.dataset}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        )
     print(format_card(card) if "transitions" in card else card)
     data = episode_tensors(arrays, device)
     del arrays
@@ -642,9 +768,17 @@ def main(args: Args) -> dict:
     in_dim = obs_dim + n_actions + n_agents
     if args.track:
         wandb = import_wandb()
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), name=run_name, sync_tensorboard=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            config=vars(args),
+            name=run_name,
+            sync_tensorboard=True,
+        )
     writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
+    )
     # a resumed run's clock goes on from its checkpoint, so wall_time_s is the run's cost however many sittings it took
     start = time.time() - (checkpoint["elapsed_s"] if checkpoint else 0.0)
 
@@ -672,8 +806,14 @@ def main(args: Args) -> dict:
         for critic, target in zip(critics, target_critics):
             target.load_state_dict(critic.state_dict())
     else:
-        modules = {"behaviours": behaviours, "policies": policies, "critics": critics, "target_critics": target_critics,
-                   "policy_optimisers": policy_optimisers, "critic_optimisers": critic_optimisers}
+        modules = {
+            "behaviours": behaviours,
+            "policies": policies,
+            "critics": critics,
+            "target_critics": target_critics,
+            "policy_optimisers": policy_optimisers,
+            "critic_optimisers": critic_optimisers,
+        }
         for key, items in modules.items():
             for item, saved in zip(items, checkpoint[key]):
                 item.load_state_dict(saved)
@@ -681,7 +821,12 @@ def main(args: Args) -> dict:
         alpha_optimiser.load_state_dict(checkpoint["alpha_optimiser"])
         with torch.no_grad():
             log_alpha.copy_(checkpoint["log_alpha"])
-        alpha, beta, history, best_win_rate = checkpoint["alpha"], checkpoint["beta"], checkpoint["history"], checkpoint["best_win_rate"]
+        alpha, beta, history, best_win_rate = (
+            checkpoint["alpha"],
+            checkpoint["beta"],
+            checkpoint["history"],
+            checkpoint["best_win_rate"],
+        )
         first = checkpoint["iteration"] + 1
         generator.set_state(checkpoint["generator"])
         eval_generator.set_state(checkpoint["eval_generator"])
@@ -691,23 +836,46 @@ def main(args: Args) -> dict:
     probe = probe_episodes(data, args.critic_probe_episodes, args.gamma)
     critic_history = checkpoint["critic_history"] if checkpoint else []
     if checkpoint is None:
-        bc_win_rate, bc_return = evaluate(behaviours, args.map, args.final_eval_episodes, args.eval_greedy, eval_seed,
-                                          eval_generator, device, args.env_backend)
+        bc_win_rate, bc_return = evaluate(
+            behaviours,
+            args.map,
+            args.final_eval_episodes,
+            args.eval_greedy,
+            eval_seed,
+            eval_generator,
+            device,
+            args.env_backend,
+        )
     else:
         bc_win_rate, bc_return = checkpoint["bc_win_rate"], checkpoint["bc_return"]
 
     def checkpoint_state(iteration: int) -> dict:
-        return {"config": asdict(args), "run_name": run_name, "iteration": iteration,
-                "behaviours": [m.state_dict() for m in behaviours], "joint_behaviour": joint_behaviour.state_dict(),
-                "policies": [m.state_dict() for m in policies], "critics": [m.state_dict() for m in critics],
-                "target_critics": [m.state_dict() for m in target_critics],
-                "policy_optimisers": [o.state_dict() for o in policy_optimisers],
-                "critic_optimisers": [o.state_dict() for o in critic_optimisers],
-                "log_alpha": log_alpha.detach().clone(), "alpha_optimiser": alpha_optimiser.state_dict(),
-                "alpha": alpha, "beta": beta, "history": history, "critic_history": critic_history, "best_win_rate": best_win_rate,
-                "bc_win_rate": bc_win_rate, "bc_return": bc_return,
-                "device": device.type, "elapsed_s": time.time() - start, "generator": generator.get_state(),
-                "eval_generator": eval_generator.get_state(), "np_rng": np_rng.bit_generator.state}
+        return {
+            "config": asdict(args),
+            "run_name": run_name,
+            "iteration": iteration,
+            "behaviours": [m.state_dict() for m in behaviours],
+            "joint_behaviour": joint_behaviour.state_dict(),
+            "policies": [m.state_dict() for m in policies],
+            "critics": [m.state_dict() for m in critics],
+            "target_critics": [m.state_dict() for m in target_critics],
+            "policy_optimisers": [o.state_dict() for o in policy_optimisers],
+            "critic_optimisers": [o.state_dict() for o in critic_optimisers],
+            "log_alpha": log_alpha.detach().clone(),
+            "alpha_optimiser": alpha_optimiser.state_dict(),
+            "alpha": alpha,
+            "beta": beta,
+            "history": history,
+            "critic_history": critic_history,
+            "best_win_rate": best_win_rate,
+            "bc_win_rate": bc_win_rate,
+            "bc_return": bc_return,
+            "device": device.type,
+            "elapsed_s": time.time() - start,
+            "generator": generator.get_state(),
+            "eval_generator": eval_generator.get_state(),
+            "np_rng": np_rng.bit_generator.state,
+        }
 
     for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):
         evaluating = iteration % args.eval_interval == 0 or iteration == args.num_updates
@@ -722,16 +890,30 @@ def main(args: Args) -> dict:
         advantages = expected_advantages(batch, logps, target_critics) if args.update_order == "semi-greedy" else None
         order = update_order(args, n_agents, np_rng, advantages)
         # every agent's critic target, from the start-of-iteration policies and the target critics
-        targets = lambda_returns(batch["reward"], batch["done"], batch["valid"],
-                                 soft_values(batch, logps, target_critics, alpha, beta), args.gamma, args.td_lambda)
+        targets = lambda_returns(
+            batch["reward"],
+            batch["done"],
+            batch["valid"],
+            soft_values(batch, logps, target_critics, alpha, beta),
+            args.gamma,
+            args.td_lambda,
+        )
         # (3, 4) ρ and the resampled steps: per agent just before its update, with the teammates
         # already updated in this iteration (sequential), or all from the start-of-iteration policies
         logps_after = list(logps)
-        steps = {} if args.sequential else {
-            i: resample(importance_ratio(log_pi_taken, batch["log_mu_others"], i), batch["valid"], args, generator) for i in order}
+        steps = (
+            {}
+            if args.sequential
+            else {
+                i: resample(importance_ratio(log_pi_taken, batch["log_mu_others"], i), batch["valid"], args, generator)
+                for i in order
+            }
+        )
         for i in order:
             if i not in steps:
-                steps[i] = resample(importance_ratio(log_pi_taken, batch["log_mu_others"], i), batch["valid"], args, generator)
+                steps[i] = resample(
+                    importance_ratio(log_pi_taken, batch["log_mu_others"], i), batch["valid"], args, generator
+                )
             # (5) local critic, Eq. 24, toward the λ-returns (agent i's policy before its update)
             q_loss = critic_loss(batch, steps[i], i, critics[i], targets[..., i], args)
             critic_optimisers[i].zero_grad()
@@ -739,7 +921,9 @@ def main(args: Args) -> dict:
             critic_optimisers[i].step()
             q_losses.append(q_loss.detach())
             # (6) in-sample policy extraction, Eq. 20, through the recurrent unroll
-            pi_loss = actor_loss(batch, steps[i], i, unroll(policies[i], batch, i), target_critics[i], alpha, beta, args)
+            pi_loss = actor_loss(
+                batch, steps[i], i, unroll(policies[i], batch, i), target_critics[i], alpha, beta, args
+            )
             policy_optimisers[i].zero_grad()
             pi_loss.backward()
             policy_optimisers[i].step()
@@ -772,8 +956,16 @@ def main(args: Args) -> dict:
             writer.add_scalar("charts/beta", beta, iteration)
             writer.add_scalar("charts/kl", float(kl), iteration)
         if evaluating:
-            win_rate, eval_return = evaluate(policies, args.map, args.eval_episodes, args.eval_greedy, eval_seed + iteration,
-                                             eval_generator, device, args.env_backend)
+            win_rate, eval_return = evaluate(
+                policies,
+                args.map,
+                args.eval_episodes,
+                args.eval_greedy,
+                eval_seed + iteration,
+                eval_generator,
+                device,
+                args.env_backend,
+            )
             best_win_rate = max(best_win_rate, win_rate)
             history.append((iteration, win_rate, eval_return, time.time() - start))
             writer.add_scalar("eval/win_rate", win_rate, iteration)
@@ -788,15 +980,34 @@ def main(args: Args) -> dict:
         if iteration % args.checkpoint_interval == 0 or iteration == args.num_updates:
             save_checkpoint(os.path.join(run_dir, "checkpoint.pt"), checkpoint_state(iteration))
 
-    final_win_rate, final_return = evaluate(policies, args.map, args.final_eval_episodes, args.eval_greedy, eval_seed,
-                                            eval_generator, device, args.env_backend)
+    final_win_rate, final_return = evaluate(
+        policies,
+        args.map,
+        args.final_eval_episodes,
+        args.eval_greedy,
+        eval_seed,
+        eval_generator,
+        device,
+        args.env_backend,
+    )
     wall_time = time.time() - start
     summary = {
-        "map": args.map, "dataset": args.dataset, "card": card, "eval_greedy": args.eval_greedy, "env_backend": args.env_backend,
-        "final_win_rate": final_win_rate, "final_return": final_return, "best_win_rate": best_win_rate,
-        "bc_win_rate": bc_win_rate, "bc_return": bc_return, "history": history,
-        "critic": critic_history[-1], "critic_history": critic_history,
-        "wall_time_s": wall_time, "num_updates": args.num_updates, "args": asdict(args),
+        "map": args.map,
+        "dataset": args.dataset,
+        "card": card,
+        "eval_greedy": args.eval_greedy,
+        "env_backend": args.env_backend,
+        "final_win_rate": final_win_rate,
+        "final_return": final_return,
+        "best_win_rate": best_win_rate,
+        "bc_win_rate": bc_win_rate,
+        "bc_return": bc_return,
+        "history": history,
+        "critic": critic_history[-1],
+        "critic_history": critic_history,
+        "wall_time_s": wall_time,
+        "num_updates": args.num_updates,
+        "args": asdict(args),
     }
     writer.add_scalar("eval/final_win_rate", final_win_rate, args.num_updates)
     writer.close()
@@ -805,11 +1016,18 @@ def main(args: Args) -> dict:
         json.dump(summary, f, indent=2)  # an empty or constant bucket's correlation is NaN, written as NaN
     os.replace(path + ".tmp", path)
     critic = summary["critic"]
-    print(f"critic (t >= {CRITIC_FROM_STEP}, {args.critic_probe_episodes} dataset episodes): Q {critic['q']:.2f} against the "
-          f"return-to-go {critic['return']:.2f} (bias {100 * critic['relative_bias']:+.0f} %), correlation {critic['corr']:.2f}")
+    print(
+        f"critic (t >= {CRITIC_FROM_STEP}, {args.critic_probe_episodes} dataset episodes): Q {critic['q']:.2f} "
+        "against the "
+        f"return-to-go {critic['return']:.2f} (bias {100 * critic['relative_bias']:+.0f} %), correlation "
+        f"{critic['corr']:.2f}"
+    )
     mode = "greedy" if args.eval_greedy else "stochastic"
-    print(f"smac {args.map} {args.dataset}: win rate {final_win_rate:.3f}, return {final_return:.2f} ({mode}, "
-          f"{args.final_eval_episodes} battles; best {best_win_rate:.3f}), BC {bc_win_rate:.3f} ({bc_return:.2f}), {wall_time:.1f} s")
+    print(
+        f"smac {args.map} {args.dataset}: win rate {final_win_rate:.3f}, return {final_return:.2f} ({mode}, "
+        f"{args.final_eval_episodes} battles; best {best_win_rate:.3f}), BC {bc_win_rate:.3f} ({bc_return:.2f}), "
+        f"{wall_time:.1f} s"
+    )
     print(f"summary: {path}")
     return summary
 

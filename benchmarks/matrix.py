@@ -4,7 +4,7 @@ Seeds 0-4 of every configuration, each run with the script's defaults unless the
 otherwise, two runs at a time (one thread each). Writes benchmarks/results/matrix.md and
 benchmarks/results/matrix_policies.png.
 
-    python benchmarks/matrix.py [--alberdice-dir ../shared/data/alberdice] [--workers 2] [--ray-address ADDRESS] [--fresh]
+    python benchmarks/matrix.py [--alberdice-dir DIR] [--workers 2] [--ray-address ADDRESS] [--fresh]
 
 Runs go through benchmarks/sweep.py: their summaries land in --results-dir and a run whose
 summary is there is skipped, so an interrupted benchmark continues where it stopped.
@@ -30,8 +30,13 @@ sys.path.insert(0, ROOT)
 from benchmarks import sweep  # noqa: E402  (after the sys.path line)
 
 # The paper's numbers: InSPO (Tables 1-2, Figure 5) and BC (Tables 1-2, stochastic by construction).
-PAPER = {("xor", "a"): (1.00, 0.00), ("xor", "b"): (1.00, 0.23), ("xor", "c"): (1.00, 0.00),
-         ("mne", "balanced"): (20.00, -9.79), ("mne", "imbalanced"): (20.00, -3.47)}
+PAPER = {
+    ("xor", "a"): (1.00, 0.00),
+    ("xor", "b"): (1.00, 0.23),
+    ("xor", "c"): (1.00, 0.00),
+    ("mne", "balanced"): (20.00, -9.79),
+    ("mne", "imbalanced"): (20.00, -3.47),
+}
 
 
 from envs.matrix import ALBERDICE_NAMES  # noqa: E402  (after the sys.path line)
@@ -39,7 +44,7 @@ from envs.matrix import ALBERDICE_NAMES  # noqa: E402  (after the sys.path line)
 
 @dataclass
 class Options:
-    alberdice_dir: str = os.path.join(ROOT, "..", "shared", "data", "alberdice")
+    alberdice_dir: str = os.environ.get("INSPO_ALBERDICE_DIR", "alberdice/buffer")
     """directory holding AlberDICE's released files (mmdp_game_1_from_start/...); rows are skipped if absent"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     """training seeds of every configuration"""
@@ -66,16 +71,41 @@ def configurations(alberdice_dir: str) -> list[tuple[str, dict]]:
         xor_dir = os.path.join(alberdice_dir, "mmdp_game_1_from_start")
         if os.path.isdir(xor_dir):
             for dataset, name in ALBERDICE_NAMES.items():
-                rows.append((f"{mode} | AlberDICE {name} | xor {dataset}",
-                             dict(game="xor", dataset=dataset, dataset_dir=os.path.join(xor_dir, name), exact=exact)))
-        rows.append((f"{mode} | ablation β_0 = 0 | mne imbalanced", dict(game="mne", dataset="imbalanced", beta_0=0.0, exact=exact)))
-        rows.append((f"{mode} | ablation simultaneous | xor b", dict(game="xor", dataset="b", sequential=False, exact=exact)))
+                rows.append(
+                    (
+                        f"{mode} | AlberDICE {name} | xor {dataset}",
+                        dict(game="xor", dataset=dataset, dataset_dir=os.path.join(xor_dir, name), exact=exact),
+                    )
+                )
+        rows.append(
+            (
+                f"{mode} | ablation β_0 = 0 | mne imbalanced",
+                dict(game="mne", dataset="imbalanced", beta_0=0.0, exact=exact),
+            )
+        )
+        rows.append(
+            (f"{mode} | ablation simultaneous | xor b", dict(game="xor", dataset="b", sequential=False, exact=exact))
+        )
         if os.path.isdir(xor_dir) and exact:  # the sampling asymmetry that rescues exact mode (docs/algorithm.md)
-            rows.append((f"{mode} | ablation simultaneous, AlberDICE buffer_00_02_20 | xor b",
-                         dict(game="xor", dataset="b", sequential=False, exact=exact,
-                              dataset_dir=os.path.join(xor_dir, "buffer_00_02_20"))))
+            rows.append(
+                (
+                    f"{mode} | ablation simultaneous, AlberDICE buffer_00_02_20 | xor b",
+                    dict(
+                        game="xor",
+                        dataset="b",
+                        sequential=False,
+                        exact=exact,
+                        dataset_dir=os.path.join(xor_dir, "buffer_00_02_20"),
+                    ),
+                )
+            )
         for order in ("fixed", "semi-greedy"):
-            rows.append((f"{mode} | order {order} | mne imbalanced", dict(game="mne", dataset="imbalanced", update_order=order, exact=exact)))
+            rows.append(
+                (
+                    f"{mode} | order {order} | mne imbalanced",
+                    dict(game="mne", dataset="imbalanced", update_order=order, exact=exact),
+                )
+            )
     return rows
 
 
@@ -95,8 +125,11 @@ def policy_table(joint: np.ndarray, game: str) -> str:
 
 def main(options: Options) -> None:
     rows = configurations(options.alberdice_dir)
-    runs = [sweep.Run(run_name(label, seed), "inspo_matrix", {**overrides, "seed": seed}) for label, overrides in rows
-            for seed in options.seeds]
+    runs = [
+        sweep.Run(run_name(label, seed), "inspo_matrix", {**overrides, "seed": seed})
+        for label, overrides in rows
+        for seed in options.seeds
+    ]
     if options.fresh and os.path.isdir(options.results_dir):
         shutil.rmtree(options.results_dir)
     serial = None
@@ -117,20 +150,29 @@ def main(options: Options) -> None:
     lines = [
         "# InSPO on the matrix games (Tables 1-2, Figure 5)",
         "",
-        f"Generated by `python benchmarks/matrix.py` on {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
+        f"Generated by `python benchmarks/matrix.py` on {time.strftime('%Y-%m-%d')}: "
+        f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, {options.workers} runs in parallel with one thread each (benchmarks/sweep.py). "
-        f"Whole benchmark: **{total:.0f} s** for {len(jobs)} runs ({len(jobs) - ran} of them already done before this call)"
-        + (f"; the same grid with one worker: {serial:.0f} s, a speed-up of **{serial / total:.2f}x** with "
-           f"{options.workers} workers." if serial else "."),
+        f"Whole benchmark: **{total:.0f} s** for {len(jobs)} runs ({len(jobs) - ran} of them already done before this "
+        "call)"
+        + (
+            f"; the same grid with one worker: {serial:.0f} s, a speed-up of **{serial / total:.2f}x** with "
+            f"{options.workers} workers."
+            if serial
+            else "."
+        ),
         "",
-        f"Each row: seeds {', '.join(map(str, options.seeds))}, mean ± std over seeds. *Greedy* is the return of the argmax joint action "
+        f"Each row: seeds {', '.join(map(str, options.seeds))}, mean ± std over seeds. *Greedy* is the return of the "
+        "argmax joint action "
         "(the default evaluation); *stochastic* samples 320 final evaluation plays; *expected* is "
         "Σ π¹(a¹)π²(a²)R(a¹,a²), the limit of infinitely many stochastic plays. BC is µ evaluated "
         "the same way; the paper's BC column is a stochastic evaluation (expected value of µ). *Practical* = the "
         "networks (the script's defaults); *exact* = `--exact`, Algorithm 1 in closed form. Joint policy: mean over "
-        "seeds of π¹⊗π², rows agent 1, columns agent 2. Time: mean wall time per run (`wall_time_s`, one thread, after imports).",
+        "seeds of π¹⊗π², rows agent 1, columns agent 2. Time: mean wall time per run (`wall_time_s`, one thread, "
+        "after imports).",
         "",
-        "| mode | data | game, dataset | InSPO greedy | stochastic | expected | paper InSPO | BC greedy | BC stochastic | paper BC | joint policy (mean) | time/run |",
+        "| mode | data | game, dataset | InSPO greedy | stochastic | expected | paper InSPO | BC greedy | BC "
+        "stochastic | paper BC | joint policy (mean) | time/run |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     mean_policies = {}
@@ -141,24 +183,37 @@ def main(options: Options) -> None:
         paper, paper_bc = PAPER[(game, dataset)]
         if "β_0 = 0" in data:
             paper = 5.00
-        paper_text = f"{paper:.2f}" if "simultaneous" not in data and "order" not in data else (
-            "fails ([[0.44, 0.23], [0.21, 0.12]])" if "simultaneous" in data else "within noise of random (Table 6, SMAC)")
+        paper_text = (
+            f"{paper:.2f}"
+            if "simultaneous" not in data and "order" not in data
+            else (
+                "fails ([[0.44, 0.23], [0.21, 0.12]])"
+                if "simultaneous" in data
+                else "within noise of random (Table 6, SMAC)"
+            )
+        )
         joint = np.mean([np.array(s["joint_policy"]) for s in summaries], axis=0)
         mean_policies[label] = joint
         lines.append(
             f"| {mode} | {data} | {task} | {fmt([s['final_return_greedy'] for s in summaries])} | "
-            f"{fmt([s['final_return_stochastic'] for s in summaries])} | {fmt([s['expected_return'] for s in summaries])} | "
-            f"{paper_text} | {fmt([s['bc_return_greedy'] for s in summaries])} | {fmt([s['bc_expected_return'] for s in summaries])} | "
-            f"{paper_bc:.2f} | {policy_table(joint, game)} | {np.mean([s['wall_time_s'] for s in summaries]):.1f} s |")
+            f"{fmt([s['final_return_stochastic'] for s in summaries])} | "
+            f"{fmt([s['expected_return'] for s in summaries])} | "
+            f"{paper_text} | {fmt([s['bc_return_greedy'] for s in summaries])} | "
+            f"{fmt([s['bc_expected_return'] for s in summaries])} | "
+            f"{paper_bc:.2f} | {policy_table(joint, game)} | {np.mean([s['wall_time_s'] for s in summaries]):.1f} s |"
+        )
     per_seed = ["", "## Per-seed greedy returns", "", "| mode | data | task | seeds |", "|---|---|---|---|"]
     for label, _ in rows:
         mode, data, task = [part.strip() for part in label.split("|")]
-        greedy = " ".join("%.2f" % s["final_return_greedy"] for s in by_label[label])
+        greedy = " ".join(f"{s['final_return_greedy']:.2f}" for s in by_label[label])
         per_seed.append(f"| {mode} | {data} | {task} | {greedy} |")
     times = [s["wall_time_s"] for label in by_label if label.startswith("practical") for s in by_label[label]]
-    lines += per_seed + ["", f"Practical-mode run time: mean {np.mean(times):.1f} s, max {np.max(times):.1f} s per run "
-                         f"({np.mean([s['process_wall_s'] for label in by_label if label.startswith('practical') for s in by_label[label]]):.1f} s "
-                         "including the first run's lazy imports in each worker)."]
+    lines += per_seed + [
+        "",
+        f"Practical-mode run time: mean {np.mean(times):.1f} s, max {np.max(times):.1f} s per run "
+        f"({np.mean([s['process_wall_s'] for k in by_label if k.startswith('practical') for s in by_label[k]]):.1f} s "
+        "including the first run's lazy imports in each worker).",
+    ]
     os.makedirs(options.out_dir, exist_ok=True)
     with open(os.path.join(options.out_dir, "matrix.md.tmp"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -169,10 +224,16 @@ def main(options: Options) -> None:
 
 def plot(mean_policies: dict, path: str, seeds: list[int]) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    chosen = [label for label in mean_policies if label.startswith("practical") and ("generated" in label or "ablation β" in label
-                                                                                     or label.endswith("ablation simultaneous | xor b"))]
+
+    chosen = [
+        label
+        for label in mean_policies
+        if label.startswith("practical")
+        and ("generated" in label or "ablation β" in label or label.endswith("ablation simultaneous | xor b"))
+    ]
     chosen += [label for label in mean_policies if label.startswith("exact | ablation simultaneous | xor b")]
     fig, axes = plt.subplots(1, len(chosen), figsize=(2.6 * len(chosen), 3.0))
     for ax, label in zip(axes, chosen):

@@ -48,21 +48,33 @@ PAPER_BC = {
 }
 PAPER_ALPHA = {"0.1": "0.17 ± 0.07", "10": "0.53 ± 0.12", "auto": "0.60"}  # Table 5, 6h_vs_8z mixed
 PAPER_ORDER = {  # Table 6, mixed datasets
-    ("5m_vs_6m", "random"): "0.78 ± 0.06", ("5m_vs_6m", "fixed"): "0.78 ± 0.05", ("5m_vs_6m", "semi-greedy"): "0.78 ± 0.08",
-    ("6h_vs_8z", "random"): "0.60 ± 0.12", ("6h_vs_8z", "fixed"): "0.62 ± 0.10", ("6h_vs_8z", "semi-greedy"): "0.65 ± 0.11",
+    ("5m_vs_6m", "random"): "0.78 ± 0.06",
+    ("5m_vs_6m", "fixed"): "0.78 ± 0.05",
+    ("5m_vs_6m", "semi-greedy"): "0.78 ± 0.08",
+    ("6h_vs_8z", "random"): "0.60 ± 0.12",
+    ("6h_vs_8z", "fixed"): "0.62 ± 0.10",
+    ("6h_vs_8z", "semi-greedy"): "0.65 ± 0.11",
 }
 PAPER_HOURS = {"2s3z": 1.75, "3s_vs_5z": 1.2, "5m_vs_6m": 1.25, "6h_vs_8z": 2.25}  # Table 7, one seed on a GPU
 # Settings beyond the grid's defaults, not in the paper's tables: (map, dataset, name, flags beyond the defaults).
 # Made with one-step critic targets (before --td-lambda), and rerun with the grid: on 5m_vs_6m InSPO then ended
 # below BC with auto-α, which stays near its initial 0.1 within 500 iterations: a fixed α = 1 from the paper's
 # grid {0.1, 0.5, 1, 3, 5}, a policy nearer µ, and 1000 BC updates (the grid's 500 and as many again) as the control.
-TUNING = [*[("5m_vs_6m", d, "alpha-1", {"autotune_alpha": False, "alpha": 1.0}) for d in DATASETS],
-          *[("5m_vs_6m", d, "bc-1000", {"bc_updates": 1000}) for d in ("medium_replay", "expert")]]
+TUNING = [
+    *[("5m_vs_6m", d, "alpha-1", {"autotune_alpha": False, "alpha": 1.0}) for d in DATASETS],
+    *[("5m_vs_6m", d, "bc-1000", {"bc_updates": 1000}) for d in ("medium_replay", "expert")],
+]
 # The variants of the ablations: (map, dataset, name, flags beyond the defaults)
-ABLATIONS = [("6h_vs_8z", "mixed", "alpha-0.1", {"autotune_alpha": False, "alpha": 0.1}),
-             ("6h_vs_8z", "mixed", "alpha-10", {"autotune_alpha": False, "alpha": 10.0}),
-             *[(m, "mixed", f"order-{order}", {"update_order": order}) for m in ("5m_vs_6m", "6h_vs_8z") for order in ("fixed", "semi-greedy")],
-             *TUNING]
+ABLATIONS = [
+    ("6h_vs_8z", "mixed", "alpha-0.1", {"autotune_alpha": False, "alpha": 0.1}),
+    ("6h_vs_8z", "mixed", "alpha-10", {"autotune_alpha": False, "alpha": 10.0}),
+    *[
+        (m, "mixed", f"order-{order}", {"update_order": order})
+        for m in ("5m_vs_6m", "6h_vs_8z")
+        for order in ("fixed", "semi-greedy")
+    ],
+    *TUNING,
+]
 
 
 @dataclass
@@ -101,16 +113,32 @@ class Options:
 
 
 def grid(options: Options) -> list[sweep.Run]:
-    budget = {"eval_interval": options.eval_interval, "checkpoint_interval": options.eval_interval}  # a killed run resumes
-    budget.update({key: getattr(options, key) for key in ("num_updates", "bc_updates") if getattr(options, key) is not None})
+    # a killed run resumes
+    budget = {
+        "eval_interval": options.eval_interval,
+        "checkpoint_interval": options.eval_interval,
+    }
+    budget.update(
+        {key: getattr(options, key) for key in ("num_updates", "bc_updates") if getattr(options, key) is not None}
+    )
     runs = []
-    cells = [tuple(cell.split("/")) for cell in options.cells] or [(m, d) for m in options.maps for d in options.datasets]
+    cells = [tuple(cell.split("/")) for cell in options.cells] or [
+        (m, d) for m in options.maps for d in options.datasets
+    ]
     for seed in options.seeds:  # seed by seed: a partial grid covers every cell first
         for m, d in cells:
-            runs.append(sweep.Run(f"{m}/{d}/inspo/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget}))
+            runs.append(
+                sweep.Run(f"{m}/{d}/inspo/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget})
+            )
         if options.ablations:
             for m, d, name, flags in ABLATIONS:
-                runs.append(sweep.Run(f"{m}/{d}/{name}/seed{seed}", "inspo_smac", {"map": m, "dataset": d, "seed": seed, **budget, **flags}))
+                runs.append(
+                    sweep.Run(
+                        f"{m}/{d}/{name}/seed{seed}",
+                        "inspo_smac",
+                        {"map": m, "dataset": d, "seed": seed, **budget, **flags},
+                    )
+                )
     return runs
 
 
@@ -152,30 +180,54 @@ def read_summaries(results_dir: str) -> dict[str, dict]:
     return summaries
 
 
-CARD_STATISTICS = ("transitions", "return_mean", "return_std", "return_min", "return_max", "win_rate", "mean_episode_length")
+CARD_STATISTICS = (
+    "transitions",
+    "return_mean",
+    "return_std",
+    "return_min",
+    "return_max",
+    "win_rate",
+    "mean_episode_length",
+)
 
 
 def gpu_report(options: Options, groups: dict, gpu_groups: dict) -> list[str]:
     """The runs made on a GPU elsewhere, beside this machine's runs of the same cells."""
     with open(os.path.join(options.gpu_results_dir, "machine.json")) as f:
         machine = json.load(f)
-    lines = ["", "## On a GPU (not in Tables 4-6)", "",
-             f"{sum(len(v) for v in gpu_groups.values())} runs under `benchmarks/results/smac_gpu/`: {machine['how']} "
-             "The datasets were generated there (on its CPU) by the same code and seed. *Same data* compares every "
-             "statistic of the two cards exactly (transitions, return mean, std, min and max, win rate, episode length); "
-             "the files' sha256 differed nonetheless for 12 of the 16, by a few bytes in size; with every statistic equal to the "
-             "last bit we read that as the compressed encoding differing, not the arrays (the files did not come back to compare). "
-             "A run's seed on a GPU draws other random streams than the same seed on a CPU, so these runs are kept out "
-             "of Tables 4-6.", "",
-             "| map | dataset | InSPO (GPU) | BC (GPU) | seeds | same data as ours | data return, GPU / ours | "
-             "ours InSPO (CPU, all seeds) | wall time (GPU) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## On a GPU (not in Tables 4-6)",
+        "",
+        f"{sum(len(v) for v in gpu_groups.values())} runs under `benchmarks/results/smac_gpu/`: {machine['how']} "
+        "The datasets were generated there (on its CPU) by the same code and seed. *Same data* compares every "
+        "statistic of the two cards exactly (transitions, return mean, std, min and max, win rate, episode length); "
+        "the files' sha256 differed nonetheless for 12 of the 16, by a few bytes in size; with every statistic equal "
+        "to the "
+        "last bit we read that as the compressed encoding differing, not the arrays (the files did not come back to "
+        "compare). "
+        "A run's seed on a GPU draws other random streams than the same seed on a CPU, so these runs are kept out "
+        "of Tables 4-6.",
+        "",
+        "| map | dataset | InSPO (GPU) | BC (GPU) | seeds | same data as ours | data return, GPU / ours | "
+        "ours InSPO (CPU, all seeds) | wall time (GPU) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for (m, d, variant), runs in sorted(gpu_groups.items()):
         ours = groups.get((m, d, variant), [])
-        same = "–" if not ours else ("yes" if all(runs[0]["card"][k] == ours[0]["card"][k] for k in CARD_STATISTICS) else "no")
-        data_return = f"{runs[0]['card']['return_mean']:.2f} / " + (f"{ours[0]['card']['return_mean']:.2f}" if ours else "–")
-        lines.append(f"| {m} | {d}{'' if variant == 'inspo' else ' ' + variant} | {fmt([s['final_win_rate'] for s in runs])} | "
-                     f"{fmt([s['bc_win_rate'] for s in runs])} | {seeds_of(runs)} | {same} | {data_return} | "
-                     f"{fmt([s['final_win_rate'] for s in ours])} | {np.mean([s['wall_time_s'] for s in runs]):.0f} s |")
+        same = (
+            "–"
+            if not ours
+            else ("yes" if all(runs[0]["card"][k] == ours[0]["card"][k] for k in CARD_STATISTICS) else "no")
+        )
+        data_return = f"{runs[0]['card']['return_mean']:.2f} / " + (
+            f"{ours[0]['card']['return_mean']:.2f}" if ours else "–"
+        )
+        lines.append(
+            f"| {m} | {d}{'' if variant == 'inspo' else ' ' + variant} | {fmt([s['final_win_rate'] for s in runs])} | "
+            f"{fmt([s['bc_win_rate'] for s in runs])} | {seeds_of(runs)} | {same} | {data_return} | "
+            f"{fmt([s['final_win_rate'] for s in ours])} | {np.mean([s['wall_time_s'] for s in runs]):.0f} s |"
+        )
     return lines
 
 
@@ -183,15 +235,36 @@ def ordering_line(map_name: str, win: dict[str, float], gain: dict[str, float]) 
     """Whether the paper's ordering of the datasets holds on one map, judged on the win rates as printed (two
     decimals: 0.001 against 0.000 is no order), and the dataset of InSPO's largest gain over BC."""
     shown = {d: round(float(w), 2) for d, w in win.items()}
-    holds = [shown["expert"] >= shown["mixed"], shown["mixed"] > shown["medium_replay"], shown["mixed"] > shown["medium"]]
-    return (f"- {map_name}: expert {shown['expert']:.2f}, mixed {shown['mixed']:.2f}, medium-replay {shown['medium_replay']:.2f}, "
-            f"medium {shown['medium']:.2f}: " + ("the ordering holds" if all(holds) else "the ordering does not hold ("
-            + ", ".join(text for ok, text in zip(holds, ("expert < mixed", "mixed ≤ medium-replay", "mixed ≤ medium")) if not ok) + ")")
-            + (f"; largest gain over BC on {max(gain, key=gain.get)} ({max(gain.values()):+.2f})" if max(gain.values()) > 0.005
-               else "; no gain over BC in win rate on any dataset") + ".")
+    holds = [
+        shown["expert"] >= shown["mixed"],
+        shown["mixed"] > shown["medium_replay"],
+        shown["mixed"] > shown["medium"],
+    ]
+    return (
+        f"- {map_name}: expert {shown['expert']:.2f}, mixed {shown['mixed']:.2f}, medium-replay "
+        f"{shown['medium_replay']:.2f}, "
+        f"medium {shown['medium']:.2f}: "
+        + (
+            "the ordering holds"
+            if all(holds)
+            else "the ordering does not hold ("
+            + ", ".join(
+                text for ok, text in zip(holds, ("expert < mixed", "mixed ≤ medium-replay", "mixed ≤ medium")) if not ok
+            )
+            + ")"
+        )
+        + (
+            f"; largest gain over BC on {max(gain, key=gain.get)} ({max(gain.values()):+.2f})"
+            if max(gain.values()) > 0.005
+            else "; no gain over BC in win rate on any dataset"
+        )
+        + "."
+    )
 
 
-def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float | None, gpu_groups: dict | None = None) -> list[str]:
+def report(
+    options: Options, groups: dict, total_runs: int, sweep_seconds: float | None, gpu_groups: dict | None = None
+) -> list[str]:
     done = sum(len(v) for v in groups.values())
     lines = [
         "# InSPO on SMAC (Tables 4-7)",
@@ -206,49 +279,72 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
         "`--ray-address` spreads the rest over a cluster).",
         "",
         "**Ours** is the built-in simulator (`envs/smac.py`) on our generated datasets (`envs/smac_data.py`, behaviour "
-        "policies in `envs/smac_policies/`); **the paper** is StarCraft II on CFCQL's datasets. The two are not the same "
+        "policies in `envs/smac_policies/`); **the paper** is StarCraft II on CFCQL's datasets. The two are not the "
+        "same "
         "task: our behaviour policies, simulator and data differ (docs/smac_datasets.md), so the comparison is of "
         "orderings and of InSPO against BC, not of digits. Win rate: greedy final evaluation over 320 battles "
-        "(CFCQL's protocol), mean ± std over the seeds listed; BC is the run's own behaviour-cloned µ evaluated the same way.",
+        "(CFCQL's protocol), mean ± std over the seeds listed; BC is the run's own behaviour-cloned µ evaluated the "
+        "same way.",
         "",
         "## Table 4",
         "",
-        "| map | dataset | data win rate | ours InSPO | ours BC | InSPO − BC | return InSPO / BC (data) | paper InSPO | paper BC | seeds | time/run |",
+        "| map | dataset | data win rate | ours InSPO | ours BC | InSPO − BC | return InSPO / BC (data) | paper InSPO "
+        "| paper BC | seeds | time/run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     excluded = wall_time_exclusions(options.results_dir)
     verdicts = []
 
     def per_seed(runs: list[dict], what: str) -> str:
-        return seed_differences([s[f"final_{what}"] - s[f"bc_{what}"] for s in sorted(runs, key=lambda s: s["args"]["seed"])])
+        return seed_differences(
+            [s[f"final_{what}"] - s[f"bc_{what}"] for s in sorted(runs, key=lambda s: s["args"]["seed"])]
+        )
+
     for m in MAPS:
         for k, d in enumerate(DATASETS):
             runs = groups.get((m, d, "inspo"), [])
             if not runs:
-                lines.append(f"| {m} | {d} | – | – | – | – | – | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | none yet | – |")
+                lines.append(
+                    f"| {m} | {d} | – | – | – | – | – | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | none yet | – |"
+                )
                 continue
             inspo = [s["final_win_rate"] for s in runs]
             bc = [s["bc_win_rate"] for s in runs]
             gain = np.mean(inspo) - np.mean(bc)
             times = own_wall_times((m, d, "inspo"), runs, excluded)
-            lines.append(f"| {m} | {d}{'' if all(map(lambda_critic, runs)) else ' †'} | {runs[0]['card']['win_rate']:.2f} | "
-                         f"{fmt(inspo)} | {fmt(bc)} | {gain:+.2f} | "
-                         f"{np.mean([s['final_return'] for s in runs]):.2f} / {np.mean([s['bc_return'] for s in runs]):.2f} "
-                         f"({runs[0]['card']['return_mean']:.2f}) | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
-                         + (f"{np.mean(times) / 60:.1f} min |" if times else "– |"))
+            lines.append(
+                f"| {m} | {d}{'' if all(map(lambda_critic, runs)) else ' †'} | {runs[0]['card']['win_rate']:.2f} | "
+                f"{fmt(inspo)} | {fmt(bc)} | {gain:+.2f} | "
+                f"{np.mean([s['final_return'] for s in runs]):.2f} / {np.mean([s['bc_return'] for s in runs]):.2f} "
+                f"({runs[0]['card']['return_mean']:.2f}) | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
+                + (f"{np.mean(times) / 60:.1f} min |" if times else "– |")
+            )
             if gain < -0.005:
                 verdicts.append(f"- {m} {d}: InSPO's win rate below BC's by {-gain:.2f}{per_seed(runs, 'win_rate')}.")
             return_gain = np.mean([s["final_return"] for s in runs]) - np.mean([s["bc_return"] for s in runs])
             if return_gain < -0.01 and gain >= -0.005:
-                verdicts.append(f"- {m} {d}: same win rate, but InSPO's return below BC's by {-return_gain:.2f}"
-                                f"{per_seed(runs, 'return')}.")
-    lines += ["", "† made with one-step critic targets (`inspo_smac.py` before `--td-lambda`); these cells are rerun "
-              "with the grid. The section *Critics* below covers the cells made with λ-return targets."]
-    lines += ["", "InSPO ≥ BC (mean over seeds), in win rate and in return, in every measured cell." if not verdicts
-              else "InSPO ≥ BC in win rate and return in every measured cell but:", *verdicts]
+                verdicts.append(
+                    f"- {m} {d}: same win rate, but InSPO's return below BC's by {-return_gain:.2f}"
+                    f"{per_seed(runs, 'return')}."
+                )
+    lines += [
+        "",
+        "† made with one-step critic targets (`inspo_smac.py` before `--td-lambda`); these cells are rerun "
+        "with the grid. The section *Critics* below covers the cells made with λ-return targets.",
+    ]
+    lines += [
+        "",
+        "InSPO ≥ BC (mean over seeds), in win rate and in return, in every measured cell."
+        if not verdicts
+        else "InSPO ≥ BC in win rate and return in every measured cell but:",
+        *verdicts,
+    ]
 
-    lines += ["", "The paper's ordering (expert ≥ mixed > medium-replay and medium, win rate of InSPO) and the dataset of "
-              "the largest gain over BC, per map (only where all four datasets are measured):"]
+    lines += [
+        "",
+        "The paper's ordering (expert ≥ mixed > medium-replay and medium, win rate of InSPO) and the dataset of "
+        "the largest gain over BC, per map (only where all four datasets are measured):",
+    ]
     for m in MAPS:
         cells = {d: groups.get((m, d, "inspo"), []) for d in DATASETS}
         if not all(cells.values()):
@@ -260,48 +356,84 @@ def report(options: Options, groups: dict, total_runs: int, sweep_seconds: float
     lines += ["", "## Table 5: α on 6h_vs_8z mixed", "", "| α | ours InSPO | paper | seeds |", "|---|---|---|---|"]
     for label, variant in (("0.1", "alpha-0.1"), ("10", "alpha-10"), ("auto", "inspo")):
         runs = groups.get(("6h_vs_8z", "mixed", variant), [])
-        lines.append(f"| {label} | {fmt([s['final_win_rate'] for s in runs])} | {PAPER_ALPHA[label]} | {seeds_of(runs) or 'none yet'} |")
+        lines.append(
+            f"| {label} | {fmt([s['final_win_rate'] for s in runs])} | {PAPER_ALPHA[label]} | "
+            f"{seeds_of(runs) or 'none yet'} |"
+        )
 
-    lines += ["", "## Table 6: update order on the mixed datasets", "", "| map | order | ours InSPO | paper | seeds |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Table 6: update order on the mixed datasets",
+        "",
+        "| map | order | ours InSPO | paper | seeds |",
+        "|---|---|---|---|---|",
+    ]
     for m in ("5m_vs_6m", "6h_vs_8z"):
         for order in ("random", "fixed", "semi-greedy"):
             runs = groups.get((m, "mixed", "inspo" if order == "random" else f"order-{order}"), [])
-            lines.append(f"| {m} | {order} | {fmt([s['final_win_rate'] for s in runs])} | {PAPER_ORDER[(m, order)]} | "
-                         f"{seeds_of(runs) or 'none yet'} |")
+            lines.append(
+                f"| {m} | {order} | {fmt([s['final_win_rate'] for s in runs])} | {PAPER_ORDER[(m, order)]} | "
+                f"{seeds_of(runs) or 'none yet'} |"
+            )
 
     lines += critic_report(groups)
     lines += tuning_report(groups, options, excluded)
     tuned = {name for _, _, name, _ in TUNING}
 
-    lines += ["", "## Table 7: wall time per run", "",
-              "Ours: one CPU thread per run (two runs side by side on 2 cores), from the dataset load to the final "
-              "320-battle evaluation, BC and its evaluation included; the runs with the grid's settings (not those "
-              "beyond the defaults above). The paper: InSPO on a GPU, one seed."
-              + (" Left out of this table (their wall time is not the run's own): "
-                 + "; ".join(f"{name} ({why})" for name, why in sorted(excluded.items())) + "." if excluded else ""), "",
-              "| map | ours, mean over its runs | max | peak memory (worker process) | ours on a GPU (below) | paper (GPU) |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Table 7: wall time per run",
+        "",
+        "Ours: one CPU thread per run (two runs side by side on 2 cores), from the dataset load to the final "
+        "320-battle evaluation, BC and its evaluation included; the runs with the grid's settings (not those "
+        "beyond the defaults above). The paper: InSPO on a GPU, one seed."
+        + (
+            " Left out of this table (their wall time is not the run's own): "
+            + "; ".join(f"{name} ({why})" for name, why in sorted(excluded.items()))
+            + "."
+            if excluded
+            else ""
+        ),
+        "",
+        "| map | ours, mean over its runs | max | peak memory (worker process) | ours on a GPU (below) | paper (GPU) |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in MAPS:
-        times = [t for key, runs in groups.items() if key[0] == m and key[2] not in tuned  # the grid's settings only
-                 for t in own_wall_times(key, runs, excluded)]
-        memory = [s["peak_rss_mb"] for (mm, _, _), runs in groups.items() if mm == m for s in runs if "peak_rss_mb" in s]
+        times = [
+            t
+            for key, runs in groups.items()
+            if key[0] == m and key[2] not in tuned  # the grid's settings only
+            for t in own_wall_times(key, runs, excluded)
+        ]
+        memory = [
+            s["peak_rss_mb"] for (mm, _, _), runs in groups.items() if mm == m for s in runs if "peak_rss_mb" in s
+        ]
         memory_text = f"{max(memory) / 1024:.1f} GB" if memory else "–"
         gpu_times = [s["wall_time_s"] for (mm, _, _), runs in (gpu_groups or {}).items() if mm == m for s in runs]
         gpu_text = f"{np.mean(gpu_times) / 60:.1f} min" if gpu_times else "–"
         if times:
-            lines.append(f"| {m} | {np.mean(times) / 60:.1f} min | {np.max(times) / 60:.1f} min | {memory_text} | {gpu_text} | "
-                         f"{PAPER_HOURS[m]} h |")
+            lines.append(
+                f"| {m} | {np.mean(times) / 60:.1f} min | {np.max(times) / 60:.1f} min | {memory_text} | {gpu_text} | "
+                f"{PAPER_HOURS[m]} h |"
+            )
         else:
             lines.append(f"| {m} | – | – | {memory_text} | {gpu_text} | {PAPER_HOURS[m]} h |")
     if gpu_groups:
         lines += gpu_report(options, groups, gpu_groups)
 
-    lines += ["", "## Per seed", "", "InSPO / BC final win rates, and the best 32-battle evaluation during training.", ""]
+    lines += [
+        "",
+        "## Per seed",
+        "",
+        "InSPO / BC final win rates, and the best 32-battle evaluation during training.",
+        "",
+    ]
     for key in sorted(groups):
         runs = groups[key]
-        cells = ", ".join(f"s{s['args']['seed']}: {s['final_win_rate']:.3f} / {s['bc_win_rate']:.3f} (best {s['best_win_rate']:.2f})"
-                          for s in runs)
+        cells = ", ".join(
+            f"s{s['args']['seed']}: {s['final_win_rate']:.3f} / {s['bc_win_rate']:.3f} (best {s['best_win_rate']:.2f})"
+            for s in runs
+        )
         lines.append(f"- {' '.join(key)}: {cells}")
     return lines
 
@@ -314,16 +446,28 @@ def own_wall_times(key: tuple[str, str, str], runs: list[dict], excluded: dict[s
 def seed_differences(deltas: list[float]) -> str:
     """InSPO − BC seed by seed, and on how many seeds InSPO is below (as printed, two decimals)."""
     below, n = sum(round(x, 2) < 0 for x in deltas), len(deltas)
-    return (f" (per seed {', '.join(f'{x:+.2f}' for x in deltas)}: "
-            + ("below on every seed" if below == n else f"below on {below} of {n} seeds"
-               + (", a difference within the seeds' spread rather than a systematic loss" if 2 * below <= n else ""))
-            + ")")
+    return (
+        f" (per seed {', '.join(f'{x:+.2f}' for x in deltas)}: "
+        + (
+            "below on every seed"
+            if below == n
+            else f"below on {below} of {n} seeds"
+            + (", a difference within the seeds' spread rather than a systematic loss" if 2 * below <= n else "")
+        )
+        + ")"
+    )
 
 
 def cli_flags(flags: dict) -> str:
     """inspo_smac.py's command-line spelling of a run's flags (tyro: --no-x for a False boolean)."""
-    return " ".join((f"--{'' if value else 'no-'}{key.replace('_', '-')}" if isinstance(value, bool)
-                     else f"--{key.replace('_', '-')} {value}") for key, value in flags.items())
+    return " ".join(
+        (
+            f"--{'' if value else 'no-'}{key.replace('_', '-')}"
+            if isinstance(value, bool)
+            else f"--{key.replace('_', '-')} {value}"
+        )
+        for key, value in flags.items()
+    )
 
 
 def lambda_critic(summary: dict) -> bool:
@@ -333,13 +477,19 @@ def lambda_critic(summary: dict) -> bool:
 
 def critic_report(groups: dict) -> list[str]:
     """The critics at the end of each run against the data's discounted return-to-go (inspo_smac.critic_report)."""
-    lines = ["", "## Critics", "",
-             "At the end of each run, the target critics' Q^i(s_t, a^i_t) against the data's discounted return-to-go G_t on "
-             "64 fixed dataset episodes, pooled over agents and the steps t ≥ 5 (correlation; bias as a share of the mean "
-             "G_t), and at t = 0 (mean Q against mean G). Mean over the cell's seeds, the worst seed in brackets; the "
-             "target is a correlation ≥ 0.7 and |bias| ≤ 15 %.", "",
-             "| map | dataset | λ | τ | correlation (t ≥ 5) | bias (t ≥ 5) | Q / G at t = 0 | InSPO − BC (win rate, return) | seeds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Critics",
+        "",
+        "At the end of each run, the target critics' Q^i(s_t, a^i_t) against the data's discounted return-to-go G_t on "
+        "64 fixed dataset episodes, pooled over agents and the steps t ≥ 5 (correlation; bias as a share of the mean "
+        "G_t), and at t = 0 (mean Q against mean G). Mean over the cell's seeds, the worst seed in brackets; the "
+        "target is a correlation ≥ 0.7 and |bias| ≤ 15 %.",
+        "",
+        "| map | dataset | λ | τ | correlation (t ≥ 5) | bias (t ≥ 5) | Q / G at t = 0 | InSPO − BC (win rate, "
+        "return) | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for (m, d, variant), runs in sorted(groups.items()):
         runs = [s for s in runs if lambda_critic(s)]
         if variant != "inspo" or not runs:
@@ -347,47 +497,69 @@ def critic_report(groups: dict) -> list[str]:
         corr = [s["critic"]["corr"] for s in runs]
         bias = [s["critic"]["relative_bias"] for s in runs]
         first = [s["critic"]["buckets"]["t0-1"] for s in runs]
-        lines.append(f"| {m} | {d} | {runs[0]['args']['td_lambda']} | {runs[0]['args']['tau']} | {np.mean(corr):.2f} "
-                     f"({min(corr):.2f}) | {100 * np.mean(bias):+.0f} % ({100 * max(bias, key=abs):+.0f} %) | "
-                     f"{np.mean([b['q'] for b in first]):.2f} / {np.mean([b['return'] for b in first]):.2f} | "
-                     f"{np.mean([s['final_win_rate'] - s['bc_win_rate'] for s in runs]):+.2f}, "
-                     f"{np.mean([s['final_return'] - s['bc_return'] for s in runs]):+.2f} | {seeds_of(runs)} |")
+        lines.append(
+            f"| {m} | {d} | {runs[0]['args']['td_lambda']} | {runs[0]['args']['tau']} | {np.mean(corr):.2f} "
+            f"({min(corr):.2f}) | {100 * np.mean(bias):+.0f} % ({100 * max(bias, key=abs):+.0f} %) | "
+            f"{np.mean([b['q'] for b in first]):.2f} / {np.mean([b['return'] for b in first]):.2f} | "
+            f"{np.mean([s['final_win_rate'] - s['bc_win_rate'] for s in runs]):+.2f}, "
+            f"{np.mean([s['final_return'] - s['bc_return'] for s in runs]):+.2f} | {seeds_of(runs)} |"
+        )
     return lines
 
 
 def budget_flags(options: Options) -> str:
     """The flags every run of this invocation adds to inspo_smac.py's defaults."""
-    return cli_flags({key: value for key, value in (("num_updates", options.num_updates), ("bc_updates", options.bc_updates),
-                                                    ("eval_interval", options.eval_interval)) if value is not None})
+    return cli_flags(
+        {
+            key: value
+            for key, value in (
+                ("num_updates", options.num_updates),
+                ("bc_updates", options.bc_updates),
+                ("eval_interval", options.eval_interval),
+            )
+            if value is not None
+        }
+    )
 
 
 def tuning_report(groups: dict, options: Options, excluded: dict[str, str]) -> list[str]:
     """The settings of TUNING beside the grid's defaults, cell by cell."""
-    lines = ["", "## Settings beyond the defaults (not in the paper's tables)", "",
-             "The grid's cells rerun with one setting changed (`TUNING` in benchmarks/smac.py says why for each); the "
-             f"rest as the grid (`{budget_flags(options)}`). The paper "
-             "tunes α and D̄_KL per task from its grid (α ∈ {0.1, 0.5, 1, 3, 5}, D̄_KL ∈ {0.08, 0.18, 0.3}). Time per "
-             "run leaves out the runs listed under Table 7.", "",
-             "| map | dataset | setting | ours InSPO | ours BC | InSPO − BC | paper InSPO | paper BC | seeds | time/run |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Settings beyond the defaults (not in the paper's tables)",
+        "",
+        "The grid's cells rerun with one setting changed (`TUNING` in benchmarks/smac.py says why for each); the "
+        f"rest as the grid (`{budget_flags(options)}`). The paper "
+        "tunes α and D̄_KL per task from its grid (α ∈ {0.1, 0.5, 1, 3, 5}, D̄_KL ∈ {0.08, 0.18, 0.3}). Time per "
+        "run leaves out the runs listed under Table 7.",
+        "",
+        "| map | dataset | setting | ours InSPO | ours BC | InSPO − BC | paper InSPO | paper BC | seeds | time/run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for m, d in dict.fromkeys((m, d) for m, d, _, _ in TUNING):
         k = DATASETS.index(d)
-        settings = [("defaults", "inspo")] + [(cli_flags(flags), name) for mm, dd, name, flags in TUNING if (mm, dd) == (m, d)]
+        settings = [("defaults", "inspo")] + [
+            (cli_flags(flags), name) for mm, dd, name, flags in TUNING if (mm, dd) == (m, d)
+        ]
         for setting, variant in settings:
             runs = groups.get((m, d, variant), [])
             inspo, bc = [s["final_win_rate"] for s in runs], [s["bc_win_rate"] for s in runs]
             times = own_wall_times((m, d, variant), runs, excluded)
-            lines.append(f"| {m} | {d} | {setting} | {fmt(inspo)} | {fmt(bc)} | "
-                         + (f"{np.mean(inspo) - np.mean(bc):+.2f}" if runs else "–")
-                         + f" | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs) or 'none yet'} | "
-                         + (f"{np.mean(times) / 60:.1f} min |" if times else "– |"))
+            lines.append(
+                f"| {m} | {d} | {setting} | {fmt(inspo)} | {fmt(bc)} | "
+                + (f"{np.mean(inspo) - np.mean(bc):+.2f}" if runs else "–")
+                + f" | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs) or 'none yet'} | "
+                + (f"{np.mean(times) / 60:.1f} min |" if times else "– |")
+            )
     return lines
 
 
 def plot(groups: dict, path: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, len(MAPS), figsize=(4 * len(MAPS), 6.4), sharex=True)
     for column, m in enumerate(MAPS):
         for row, (index, bc_key, label) in enumerate(((1, "bc_win_rate", "win rate"), (2, "bc_return", "return"))):
@@ -427,22 +599,32 @@ def main(options: Options) -> None:
     for cell in options.cells:
         m, _, d = cell.partition("/")
         if m not in MAPS or d not in DATASETS:
-            raise InputError(f"--cells {cell!r} is not accepted; accepted: map/dataset with a map of {', '.join(MAPS)} "
-                             f"and a dataset of {', '.join(DATASETS)}")
+            raise InputError(
+                f"--cells {cell!r} is not accepted; accepted: map/dataset with a map of {', '.join(MAPS)} "
+                f"and a dataset of {', '.join(DATASETS)}"
+            )
     runs = grid(options)
     sweep_seconds = None
     if not options.report_only:
         # build the datasets once, before the workers race for them
         from envs.smac_data import load_or_make
-        for m, d in sorted({(r.flags["map"], r.flags["dataset"]) for r in runs
-                            if not os.path.isfile(sweep.summary_path(options.results_dir, r))}):
+
+        for m, d in sorted(
+            {
+                (r.flags["map"], r.flags["dataset"])
+                for r in runs
+                if not os.path.isfile(sweep.summary_path(options.results_dir, r))
+            }
+        ):
             load_or_make(m, d, 0, None)
         start = time.time()
         sweep.run_grid(runs, options.results_dir, options.workers, options.ray_address, options.cuda)
         sweep_seconds = time.time() - start
     # the tables use every summary there, including seeds or cells outside this invocation's grid
     groups = collect(read_summaries(options.results_dir))
-    gpu_groups = collect(read_summaries(options.gpu_results_dir)) if options.gpu_results_dir != options.results_dir else {}
+    gpu_groups = (
+        collect(read_summaries(options.gpu_results_dir)) if options.gpu_results_dir != options.results_dir else {}
+    )
     lines = report(options, groups, len(runs), sweep_seconds, gpu_groups)
     os.makedirs(options.out_dir, exist_ok=True)
     md = os.path.join(options.out_dir, "smac.md")

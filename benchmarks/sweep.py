@@ -19,7 +19,8 @@ As a module (what benchmarks/matrix.py, bridge.py and smac.py do):
 
 As a CLI, a product of flag values times seeds:
 
-    python benchmarks/sweep.py --script inspo_matrix --set game=xor,mne dataset=a --seeds 0 1 --results-dir runs/sweep_demo
+    python benchmarks/sweep.py --script inspo_matrix --set game=xor,mne dataset=a --seeds 0 1 \
+        --results-dir runs/sweep_demo
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def check_grid(runs: list[Run]) -> None:
         fields = {f.name for f in dataclasses.fields(importlib.import_module(run.script).Args)}
         for flag in run.flags:
             if flag not in fields:
-                raise InputError(f"unknown flag {flag!r} for {run.script} in run {run.name!r}; "
-                                 f"accepted: the fields of {run.script}.Args")
+                raise InputError(
+                    f"unknown flag {flag!r} for {run.script} in run {run.name!r}; "
+                    f"accepted: the fields of {run.script}.Args"
+                )
             if flag in RUNNER_FLAGS:
                 raise InputError(f"flag {flag!r} in run {run.name!r} is set by the runner; accepted: any other field")
         if not run.name or os.path.isabs(run.name) or ".." in run.name.split("/"):
@@ -112,8 +115,11 @@ def execute(run: Run, work_dir: str, cuda: bool = False) -> tuple[str, dict | No
     """Run one grid point in this process with one thread: (name, summary or None, error line or None).
     The script's own output goes to <work-dir>/<run name>/log.txt."""
     os.makedirs(os.path.join(work_dir, run.name), exist_ok=True)
-    with open(os.path.join(work_dir, run.name, "log.txt"), "a") as log, \
-            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with (
+        open(os.path.join(work_dir, run.name, "log.txt"), "a") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
         return _execute(run, work_dir, cuda)
 
 
@@ -121,6 +127,7 @@ def _execute(run: Run, work_dir: str, cuda: bool) -> tuple[str, dict | None, str
     start = time.time()
     try:
         import torch
+
         torch.set_num_threads(1)
         module = importlib.import_module(run.script)
         fields = {f.name for f in dataclasses.fields(module.Args)}
@@ -129,7 +136,9 @@ def _execute(run: Run, work_dir: str, cuda: bool) -> tuple[str, dict | None, str
         checkpoint = latest_checkpoint(runs_dir) if "resume" in fields else None
         if checkpoint is not None:  # killed in the middle: continue from the last checkpoint
             try:
-                summary = module.main(module.Args(**run.flags, runs_dir=runs_dir, progress=False, resume=checkpoint, **extra))
+                summary = module.main(
+                    module.Args(**run.flags, runs_dir=runs_dir, progress=False, resume=checkpoint, **extra)
+                )
                 return run.name, stamp(summary, start), None
             except InputError as error:
                 print(f"sweep: {run.name}: not resumed from {checkpoint} ({error}); starting again", file=sys.stderr)
@@ -146,6 +155,7 @@ def stamp(summary: dict, start: float) -> dict:
     """What the runner measures around a run: its wall time with the worker's imports, and the peak
     resident memory of the worker process so far (an upper bound on the run's own)."""
     import resource
+
     summary["process_wall_s"] = time.time() - start
     summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
     return summary
@@ -160,17 +170,21 @@ def check_ray_address(address: str) -> None:
     try:
         socket.create_connection((host or host_port, int(port) if port.isdigit() else 6379), timeout=5).close()
     except (OSError, ValueError) as error:
-        raise InputError(f"--ray-address {address!r} cannot be reached ({error}); accepted: the address `ray start --head` "
-                         "printed (host:port or ray://host:10001), or local") from None
+        raise InputError(
+            f"--ray-address {address!r} cannot be reached ({error}); accepted: the address `ray start --head` "
+            "printed (host:port or ray://host:10001), or local"
+        ) from None
 
 
 def exit_with_parent(parent_pid: int) -> None:
     """A worker's initializer: the worker ends itself once the driver is gone, however the driver ended
     (even kill -9), so no run is left running orphaned."""
+
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(0.5)
         os._exit(1)
+
     threading.Thread(target=watch, daemon=True).start()
 
 
@@ -178,8 +192,15 @@ def stop_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)  # SIGTERM ends the driver as Ctrl-C does: through run_grid's clean-up
 
 
-def run_grid(runs: list[Run], results_dir: str, workers: int | None = None, ray_address: str | None = None,
-             cuda: bool = False, work_dir: str = DEFAULT_WORK_DIR, progress: bool = True) -> dict[str, dict]:
+def run_grid(
+    runs: list[Run],
+    results_dir: str,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    cuda: bool = False,
+    work_dir: str = DEFAULT_WORK_DIR,
+    progress: bool = True,
+) -> dict[str, dict]:
     """Run every run of the grid that has no summary yet; return {name: summary} of all runs that have one.
     Failed runs are reported on stderr (one line each) and left without a summary."""
     check_grid(runs)
@@ -192,6 +213,7 @@ def run_grid(runs: list[Run], results_dir: str, workers: int | None = None, ray_
         check_ray_address(ray_address)
     todo = [run for run in runs if read_summary(results_dir, run) is None]
     from tqdm import tqdm
+
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc="runs", disable=not progress, file=sys.stderr)
     failures = []
 
@@ -207,8 +229,12 @@ def run_grid(runs: list[Run], results_dir: str, workers: int | None = None, ray_
     if todo and ray_address is None:
         # spawn: fresh interpreters (no inherited torch threads), each reused for many runs (the imports
         # cost about 2 s, as much as a matrix run); every script seeds its own generators, so reuse changes no number
-        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=exit_with_parent, initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(
+            min(workers, len(todo)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         in_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
         previous = signal.signal(signal.SIGTERM, stop_on_sigterm) if in_main_thread else None
         try:
@@ -229,13 +255,20 @@ def run_grid(runs: list[Run], results_dir: str, workers: int | None = None, ray_
         pool.shutdown()
     elif todo:
         import ray
+
         if not ray.is_initialized():
             runtime_env = {"env_vars": {"PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}}
             if ray_address == "local":
                 ray.init(num_cpus=workers, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False)
             else:  # the cluster's nodes get this repository as their working directory
-                ray.init(address=ray_address, runtime_env={**runtime_env, "working_dir": ROOT,
-                                                            "excludes": ["runs/", ".cache/", ".git/", "*.h5", ".ci-venv/"]})
+                ray.init(
+                    address=ray_address,
+                    runtime_env={
+                        **runtime_env,
+                        "working_dir": ROOT,
+                        "excludes": ["runs/", ".cache/", ".git/", "*.h5", ".ci-venv/"],
+                    },
+                )
         remote = ray.remote(num_cpus=1, num_gpus=1 if cuda else 0, max_retries=0)(execute)
         pending = [remote.remote(run, work_dir, cuda) for run in todo]
         names = dict(zip(pending, (run.name for run in todo)))
@@ -259,7 +292,8 @@ class Options:
     script: str
     """the single-file script: inspo_matrix, inspo_bridge or inspo_smac"""
     set: list[str] = field(default_factory=list)
-    """flag=value1,value2 ... (space-separated): the grid is the product of all of them (values parsed as JSON when they can be)"""
+    """flag=value1,value2 ... (space-separated): the grid is the product of all of them (values parsed as JSON when
+    they can be)"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     """training seeds: every grid point runs with each"""
     results_dir: str = os.path.join(ROOT, "runs", "sweep_results")
@@ -299,13 +333,19 @@ def grid_runs(options: Options) -> list[Run]:
 def main(options: Options) -> dict[str, dict]:
     start = time.time()
     runs = grid_runs(options)
-    summaries = run_grid(runs, options.results_dir, options.workers, options.ray_address, options.cuda, options.work_dir)
-    print(f"sweep: {len(summaries)} of {len(runs)} runs have a summary in {options.results_dir} ({time.time() - start:.0f} s)")
+    summaries = run_grid(
+        runs, options.results_dir, options.workers, options.ray_address, options.cuda, options.work_dir
+    )
+    print(
+        f"sweep: {len(summaries)} of {len(runs)} runs have a summary in {options.results_dir} "
+        f"({time.time() - start:.0f} s)"
+    )
     return summaries
 
 
 if __name__ == "__main__":
     import tyro
+
     cli_options = tyro.cli(Options)
     try:
         summaries = main(cli_options)

@@ -20,6 +20,7 @@ SEED_LIMIT = 2**32  # numpy, torch and the simulators all take seeds in [0, 2**3
 def is_int(value) -> bool:
     """A Python or numpy integer, and not a bool (which Python counts as an int)."""
     import numpy as np
+
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -27,14 +28,26 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def check_number(name: str, value, low: float, high: float | None = None, low_open: bool = False,
-                 high_open: bool = False) -> None:
+def check_number(
+    name: str, value, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
+) -> None:
     """A finite real number in [low, high] (open at an end when asked)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )
     if ok:
-        ok = (value > low if low_open else value >= low) and (high is None or (value < high if high_open else value <= high))
+        ok = (value > low if low_open else value >= low) and (
+            high is None or (value < high if high_open else value <= high)
+        )
     if not ok:
-        interval = ("(" if low_open else "[") + f"{low}, " + ("∞)" if high is None else f"{high}" + (")" if high_open else "]"))
+        interval = (
+            ("(" if low_open else "[")
+            + f"{low}, "
+            + ("∞)" if high is None else f"{high}" + (")" if high_open else "]"))
+        )
         raise InputError(f"{flag(name)} {value} is not accepted; accepted: a finite number in {interval}")
 
 
@@ -53,13 +66,16 @@ def check_writable_dir(name: str, path: str) -> None:
     """Create the directory if needed and prove it can be written, before any long work starts."""
     import os
     import tempfile
+
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test_"):
             pass
     except OSError as error:
-        raise InputError(f"{flag(name)} {path!r} cannot be written ({error.strerror or error}); "
-                         "accepted: a directory this user can write") from None
+        raise InputError(
+            f"{flag(name)} {path!r} cannot be written ({error.strerror or error}); "
+            "accepted: a directory this user can write"
+        ) from None
 
 
 def import_wandb():
@@ -67,7 +83,9 @@ def import_wandb():
     try:
         import wandb
     except ImportError:
-        raise InputError("--track needs wandb, which is not installed; accepted: pip install wandb, or no --track") from None
+        raise InputError(
+            "--track needs wandb, which is not installed; accepted: pip install wandb, or no --track"
+        ) from None
     return wandb
 
 
@@ -75,6 +93,7 @@ def new_run_dir(runs_dir: str, run_name: str) -> tuple[str, str]:
     """A directory of its own for a new run: `run_name`, or `run_name-2`, `-3`, ... when one exists
     (two runs started in the same second never share, nor overwrite, a directory). Returns (name, path)."""
     import os
+
     for k in range(1, 1000):
         name = run_name if k == 1 else f"{run_name}-{k}"
         try:
@@ -93,6 +112,7 @@ def run_cli(main, args_class) -> None:
     import sys
 
     import tyro
+
     args = tyro.cli(args_class)
     try:
         main(args)

@@ -1,4 +1,4 @@
-"""Reader of AlberDICE's released PyMARL episode buffers (docs: ../shared/docs/BRIDGE.md §9).
+"""Reader of AlberDICE's released PyMARL episode buffers (their layout: docs/bridge.md §9).
 
 A buffer directory holds `state.npy` (N,T,S), `obs.npy` (N,T,n_agents,O), `actions.npy`
 (N,T,n_agents,1), `avail_actions.npy`, `reward.npy` (N,T,1), `terminated.npy` (N,T,1) and
@@ -32,18 +32,28 @@ def load_buffer(path: str, n_agents: int, n_actions: int) -> dict[str, np.ndarra
     action outside 0..n_actions-1) raises `InputError` with a one-line message.
     """
     if not os.path.isdir(path):
-        raise InputError(f"dataset directory {path!r} does not exist (expected a directory holding {', '.join(f + '.npy' for f in FILES)})")
+        raise InputError(
+            f"dataset directory {path!r} does not exist (expected a directory holding "
+            f"{', '.join(f + '.npy' for f in FILES)})"
+        )
     arrays = {}
     for name, (ndim, kinds) in FILES.items():
         file = os.path.join(path, name + ".npy")
         if not os.path.isfile(file):
-            raise InputError(f"dataset directory {path!r} has no {name}.npy (expected {', '.join(f + '.npy' for f in FILES)})")
+            raise InputError(
+                f"dataset directory {path!r} has no {name}.npy (expected {', '.join(f + '.npy' for f in FILES)})"
+            )
         try:
             array = np.load(file, allow_pickle=False)
         except Exception as error:  # truncated, not a .npy, pickled objects
-            raise InputError(f"cannot read {file!r}: {type(error).__name__}: {error} (expected a numpy .npy file)") from None
+            raise InputError(
+                f"cannot read {file!r}: {type(error).__name__}: {error} (expected a numpy .npy file)"
+            ) from None
         if array.ndim != ndim or array.dtype.kind not in kinds:
-            raise InputError(f"{file!r} has shape {array.shape} and dtype {array.dtype}; expected {ndim} dimensions of kind {kinds!r}")
+            raise InputError(
+                f"{file!r} has shape {array.shape} and dtype {array.dtype}; expected {ndim} dimensions of kind "
+                f"{kinds!r}"
+            )
         arrays[name] = array
     n_episodes, n_slots = arrays["state"].shape[:2]
     expected = {
@@ -56,7 +66,11 @@ def load_buffer(path: str, n_agents: int, n_actions: int) -> dict[str, np.ndarra
     }
     for name, shape in expected.items():
         if arrays[name].shape[: len(shape)] != shape:
-            raise InputError(f"{os.path.join(path, name + '.npy')!r} has shape {arrays[name].shape}; expected {shape + ('...',) if name == 'obs' else shape} ({n_agents} agents, {n_actions} actions, {n_episodes} episodes of {n_slots} slots)")
+            raise InputError(
+                f"{os.path.join(path, name + '.npy')!r} has shape {arrays[name].shape}; expected "
+                f"{shape + ('...',) if name == 'obs' else shape} ({n_agents} agents, {n_actions} actions, "
+                f"{n_episodes} episodes of {n_slots} slots)"
+            )
     for name in ("state", "obs", "reward"):
         if not np.isfinite(arrays[name]).all():
             raise InputError(f"{os.path.join(path, name + '.npy')!r} contains NaN or infinite values")
@@ -66,8 +80,10 @@ def load_buffer(path: str, n_agents: int, n_actions: int) -> dict[str, np.ndarra
     filled = arrays["filled"][..., 0].astype(bool)
     if (filled[:, 1:] & ~filled[:, :-1]).any():
         e = int(np.argwhere(filled[:, 1:] & ~filled[:, :-1])[0, 0])
-        raise InputError(f"{os.path.join(path, 'filled.npy')!r}: episode {e} has a filled slot after an empty one; "
-                         "accepted: each episode's filled slots first, then padding")
+        raise InputError(
+            f"{os.path.join(path, 'filled.npy')!r}: episode {e} has a filled slot after an empty one; "
+            "accepted: each episode's filled slots first, then padding"
+        )
     transition = filled[:, 1:]  # slot t is a transition when slot t + 1 is filled (slot L holds the final state)
     if not transition.any():
         raise InputError(f"dataset directory {path!r} holds no transition (no episode has two filled slots)")
@@ -75,21 +91,26 @@ def load_buffer(path: str, n_agents: int, n_actions: int) -> dict[str, np.ndarra
     bad = transition[..., None] & ((actions < 0) | (actions >= n_actions))
     if bad.any():
         e, t, _ = np.argwhere(bad)[0]
-        raise InputError(f"{os.path.join(path, 'actions.npy')!r}: episode {e} slot {t} has actions {actions[e, t].tolist()}; accepted 0..{n_actions - 1}")
+        raise InputError(
+            f"{os.path.join(path, 'actions.npy')!r}: episode {e} slot {t} has actions {actions[e, t].tolist()}; "
+            f"accepted 0..{n_actions - 1}"
+        )
     avail = arrays["avail_actions"][:, :-1]
     taken = np.take_along_axis(avail, np.clip(actions, 0, n_actions - 1)[..., None], -1)[..., 0]
     bad = transition[..., None] & (taken == 0)
     if bad.any():  # behaviour cloning would train on log-probabilities of about −1e9
         e, t, i = np.argwhere(bad)[0]
-        raise InputError(f"{os.path.join(path, 'actions.npy')!r}: episode {e} slot {t}: agent {i} took action {actions[e, t, i]}, "
-                         "which avail_actions.npy marks unavailable; accepted: taken actions available")
+        raise InputError(
+            f"{os.path.join(path, 'actions.npy')!r}: episode {e} slot {t}: agent {i} took action {actions[e, t, i]}, "
+            "which avail_actions.npy marks unavailable; accepted: taken actions available"
+        )
     return arrays
 
 
 def transitions_from_buffer(arrays: dict[str, np.ndarray], horizon: int | None = None) -> dict[str, np.ndarray]:
     """Flatten episodes to transitions (s, o, a, r, s', o', done, avail, avail').
 
-    `horizon` cuts every episode to its first `horizon` steps (BRIDGE.md §5: data collected
+    `horizon` cuts every episode to its first `horizon` steps (docs/bridge.md §5: data collected
     with limit 50, trained with 20); a cut episode's last kept step is a truncation, so its
     `done` stays 0 and the critic bootstraps from s'.
     """

@@ -1,6 +1,6 @@
 """Bridge (AlberDICE's variant, the one the InSPO paper used): rules, datasets and a PettingZoo env.
 
-The specification is ../shared/docs/BRIDGE.md; section numbers below refer to it. A 3 x 6 grid
+The rules are docs/bridge.md's; section numbers below refer to it. A 3 x 6 grid
 with a one-lane bridge; agent 0 starts at (1,2) and must reach (2,5), agent 1 starts at (1,3)
 and must reach (0,0), so the two start face to face on the bridge and one must yield.
 
@@ -63,9 +63,13 @@ class BridgeCore:
         """One simultaneous step for every episode; returns (state, team reward, terminated [B])."""
         actions = np.asarray(actions)
         if actions.shape != (self.batch, N_AGENTS) or not np.issubdtype(actions.dtype, np.integer):
-            raise InputError(f"actions must be integers of shape {(self.batch, N_AGENTS)}, got {actions.dtype} {actions.shape}")
+            raise InputError(
+                f"actions must be integers of shape {(self.batch, N_AGENTS)}, got {actions.dtype} {actions.shape}"
+            )
         if ((actions < 0) | (actions >= N_ACTIONS)).any():
-            raise InputError(f"actions must be in 0..{N_ACTIONS - 1}, got {actions[(actions < 0) | (actions >= N_ACTIONS)][0]}")
+            raise InputError(
+                f"actions must be in 0..{N_ACTIONS - 1}, got {actions[(actions < 0) | (actions >= N_ACTIONS)][0]}"
+            )
         new_pos = resolve_moves(self.pos, self.done, actions)
         done_prev = self.done
         distance = np.linalg.norm(GOAL[None] - new_pos, axis=-1)
@@ -133,7 +137,11 @@ def _distances(goal) -> np.ndarray:
 
 
 DIST = np.stack([_distances(g) for g in GOAL])  # [agent, row, col]
-NO_MOVE = {0: (0, 2, 3), 1: (0, 1, 4)}  # §7: a done agent's recorded action (stay/down/right at (2,5); stay/up/left at (0,0))
+# §7: a done agent's recorded action (stay/down/right at (2,5); stay/up/left at (0,0))
+NO_MOVE = {
+    0: (0, 2, 3),
+    1: (0, 1, 4),
+}
 
 
 def _shortest_moves(agent: int, cell) -> list[int]:
@@ -160,7 +168,10 @@ def optimal_action(pos: np.ndarray, done: np.ndarray, t: int, mode: int, rng: np
     pairs = [(a0, a1) for a0 in options[0] for a1 in options[1]]
     if not all(done):  # keep only joint moves in which every walking agent gets closer (nobody blocked)
         moved = resolve_moves(pos[None], done[None], np.array(pairs))
-        progress = [all(done[i] or DIST[i, m[i, 0], m[i, 1]] < DIST[i, pos[i, 0], pos[i, 1]] for i in range(N_AGENTS)) for m in moved]
+        progress = [
+            all(done[i] or DIST[i, m[i, 0], m[i, 1]] < DIST[i, pos[i, 0], pos[i, 1]] for i in range(N_AGENTS))
+            for m in moved
+        ]
         pairs = [p for p, ok in zip(pairs, progress) if ok] or pairs
     return np.array(pairs[rng.integers(len(pairs))])
 
@@ -230,14 +241,25 @@ def dataset_card(arrays: dict[str, np.ndarray], how: str, seed: int | None) -> d
     """OG-MARL-style card: episodes, transitions, return statistics, provenance."""
     filled = arrays["filled"][..., 0].astype(bool)
     returns = arrays["reward"][..., 0].sum(1)
-    return {"episodes": int(len(returns)), "transitions": int((filled.sum(1) - 1).sum()),
-            "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-            "return_min": float(returns.min()), "return_max": float(returns.max()), "how": how, "seed": seed}
+    return {
+        "episodes": int(len(returns)),
+        "transitions": int((filled.sum(1) - 1).sum()),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "how": how,
+        "seed": seed,
+    }
 
 
 def format_card(card: dict) -> str:
-    return (f"dataset: {card['how']} (seed {card['seed']}): {card['episodes']} episodes, {card['transitions']} transitions, "
-            f"return {card['return_mean']:.4f} ± {card['return_std']:.4f} [{card['return_min']:.4f}, {card['return_max']:.4f}]")
+    return (
+        f"dataset: {card['how']} (seed {card['seed']}): {card['episodes']} episodes, {card['transitions']} "
+        "transitions, "
+        f"return {card['return_mean']:.4f} ± {card['return_std']:.4f} [{card['return_min']:.4f}, "
+        f"{card['return_max']:.4f}]"
+    )
 
 
 def load_or_make(name: str, seed: int, cache_dir: str, dataset_dir: str | None = None):
@@ -247,14 +269,21 @@ def load_or_make(name: str, seed: int, cache_dir: str, dataset_dir: str | None =
     if name not in DATASETS:
         raise InputError(f"unknown Bridge dataset {name!r}; accepted: {', '.join(DATASETS)}")
     if dataset_dir is not None:
-        for other, released in RELEASED_NAMES.items():  # the run is labelled with --dataset: it must be what the files hold
+        for (
+            other,
+            released,
+        ) in RELEASED_NAMES.items():  # the run is labelled with --dataset: it must be what the files hold
             if other != name and os.path.basename(os.path.normpath(dataset_dir)) == released:
-                raise InputError(f"--dataset {name} with --dataset-dir {dataset_dir!r}, which holds the released {other!r} "
-                                 f"dataset; accepted: --dataset {other}, or the {RELEASED_NAMES[name]} directory")
+                raise InputError(
+                    f"--dataset {name} with --dataset-dir {dataset_dir!r}, which holds the released {other!r} "
+                    f"dataset; accepted: --dataset {other}, or the {RELEASED_NAMES[name]} directory"
+                )
         arrays = load_buffer(dataset_dir, n_agents=N_AGENTS, n_actions=N_ACTIONS)
         if arrays["state"].shape[2] != STATE_DIM or arrays["obs"].shape[3] != STATE_DIM:
-            raise InputError(f"{dataset_dir!r}: state and obs must have {STATE_DIM} features (Bridge §6), got "
-                             f"{arrays['state'].shape[2]} and {arrays['obs'].shape[3]}")
+            raise InputError(
+                f"{dataset_dir!r}: state and obs must have {STATE_DIM} features (docs/bridge.md §6), got "
+                f"{arrays['state'].shape[2]} and {arrays['obs'].shape[3]}"
+            )
         return arrays, dataset_card(arrays, f"released AlberDICE files {dataset_dir}", None)
     path = os.path.join(cache_dir, f"bridge_{name}_seed{seed}")
     card_path = os.path.join(path, "card.json")
@@ -276,8 +305,10 @@ def load_or_make(name: str, seed: int, cache_dir: str, dataset_dir: str | None =
         raise InputError(f"--cache-dir {cache_dir!r} cannot be written ({error.strerror or error})") from None
     try:
         arrays = make_buffer(name, seed)
-        how = {"optimal": "generated: 500 episodes of the handcrafted optimal policy (BRIDGE.md §7)",
-               "mixed": "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)"}[name]
+        how = {
+            "optimal": "generated: 500 episodes of the handcrafted optimal policy (docs/bridge.md §7)",
+            "mixed": "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)",
+        }[name]
         card = dataset_card(arrays, how, seed)
         card["sha256"] = _checksum(arrays)
         for key, array in arrays.items():
@@ -311,12 +342,16 @@ class BridgeEnv(ParallelEnv):
         self.state_space = spaces.Box(0.0, float(COLS), shape=(STATE_DIM,), dtype=np.float32)
         self.render_mode = None
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def observation_space(self, agent):
-        return spaces.Dict({"observation": spaces.Box(0.0, float(COLS), shape=(STATE_DIM,), dtype=np.float32),
-                            "action_mask": spaces.Box(0, 1, shape=(N_ACTIONS,), dtype=np.int8)})
+        return spaces.Dict(
+            {
+                "observation": spaces.Box(0.0, float(COLS), shape=(STATE_DIM,), dtype=np.float32),
+                "action_mask": spaces.Box(0, 1, shape=(N_ACTIONS,), dtype=np.int8),
+            }
+        )
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def action_space(self, agent):
         return spaces.Discrete(N_ACTIONS)
 

@@ -4,7 +4,7 @@ Two agents act once and receive the shared payoff R[a^1, a^2]; a play is an epis
 (the paper's Table 1 reports per-play returns). The single state is the constant vector
 [1.0], which is also each agent's observation.
 
-Datasets (`../shared/docs/ALGORITHM.md`, "Datasets and budgets"):
+Datasets (the paper's Figures 1 and 2; docs/bridge.md §11 for AlberDICE's XOR files):
   XOR (a) {(A,B),(B,A)}, (b) {(A,A),(A,B),(B,A)}, (c) all four, each equally likely, as
   AlberDICE's `buffer_02_20`, `buffer_00_02_20`, `buffer_random` (whose plays are i.i.d. draws);
   M-NE balanced: each agent uniform over (A,B,C); imbalanced: each agent (0.8, 0.1, 0.1),
@@ -42,7 +42,7 @@ DATASETS = {
         "imbalanced": np.outer([0.8, 0.1, 0.1], [0.8, 0.1, 0.1]),
     },
 }
-# AlberDICE's file names for the XOR datasets (BRIDGE.md §11).
+# AlberDICE's file names for the XOR datasets (docs/bridge.md §11).
 ALBERDICE_NAMES = {"a": "buffer_02_20", "b": "buffer_00_02_20", "c": "buffer_random"}
 
 
@@ -50,7 +50,9 @@ def check_game(game: str, dataset: str | None = None) -> None:
     if game not in PAYOFFS:
         raise InputError(f"unknown game {game!r}; accepted: {', '.join(PAYOFFS)}")
     if dataset is not None and dataset not in DATASETS[game]:
-        raise InputError(f"dataset {dataset!r} does not fit game {game!r}; accepted for {game}: {', '.join(DATASETS[game])}")
+        raise InputError(
+            f"dataset {dataset!r} does not fit game {game!r}; accepted for {game}: {', '.join(DATASETS[game])}"
+        )
 
 
 def _transitions(game: str, actions: np.ndarray, rewards: np.ndarray) -> dict[str, np.ndarray]:
@@ -61,9 +63,15 @@ def _transitions(game: str, actions: np.ndarray, rewards: np.ndarray) -> dict[st
     obs = np.broadcast_to(STATE, (n, N_AGENTS, STATE.size)).copy()
     avail = np.ones((n, N_AGENTS, n_actions), dtype=np.float32)
     return {
-        "state": state, "obs": obs, "actions": actions.astype(np.int64), "avail": avail,
-        "reward": rewards.astype(np.float32), "next_state": state.copy(), "next_obs": obs.copy(),
-        "next_avail": avail.copy(), "done": np.ones(n, dtype=np.float32),
+        "state": state,
+        "obs": obs,
+        "actions": actions.astype(np.int64),
+        "avail": avail,
+        "reward": rewards.astype(np.float32),
+        "next_state": state.copy(),
+        "next_obs": obs.copy(),
+        "next_avail": avail.copy(),
+        "done": np.ones(n, dtype=np.float32),
     }
 
 
@@ -96,8 +104,10 @@ def load_alberdice_xor(path: str) -> dict[str, np.ndarray]:
     expected = PAYOFFS["xor"][data["actions"][:, 0], data["actions"][:, 1]]
     if not np.allclose(data["reward"], expected):
         i = int(np.flatnonzero(~np.isclose(data["reward"], expected))[0])
-        raise InputError(f"{path!r}: play {i} has actions {data['actions'][i].tolist()} and reward {data['reward'][i]}, "
-                         f"but the XOR payoff is {expected[i]} (is this an XOR buffer?)")
+        raise InputError(
+            f"{path!r}: play {i} has actions {data['actions'][i].tolist()} and reward {data['reward'][i]}, "
+            f"but the XOR payoff is {expected[i]} (is this an XOR buffer?)"
+        )
     return _transitions("xor", data["actions"], data["reward"])
 
 
@@ -119,15 +129,17 @@ class MatrixGameEnv(ParallelEnv):
         self.agents = []
         self.state_space = spaces.Box(0.0, 1.0, shape=STATE.shape, dtype=np.float32)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def observation_space(self, agent):
         n = self.payoff.shape[0]
-        return spaces.Dict({
-            "observation": spaces.Box(0.0, 1.0, shape=STATE.shape, dtype=np.float32),
-            "action_mask": spaces.Box(0, 1, shape=(n,), dtype=np.int8),
-        })
+        return spaces.Dict(
+            {
+                "observation": spaces.Box(0.0, 1.0, shape=STATE.shape, dtype=np.float32),
+                "action_mask": spaces.Box(0, 1, shape=(n,), dtype=np.int8),
+            }
+        )
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def action_space(self, agent):
         return spaces.Discrete(self.payoff.shape[0])
 

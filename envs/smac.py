@@ -106,11 +106,22 @@ class MapSpec:
 
 
 MAPS = {
-    "2s3z": MapSpec(("stalker",) * 2 + ("zealot",) * 3, ("stalker",) * 2 + ("zealot",) * 3, 120, "P", "P",
-                    (9, 16), (23, 16), "band", 2),
+    "2s3z": MapSpec(
+        ("stalker",) * 2 + ("zealot",) * 3,
+        ("stalker",) * 2 + ("zealot",) * 3,
+        120,
+        "P",
+        "P",
+        (9, 16),
+        (23, 16),
+        "band",
+        2,
+    ),
     "3s_vs_5z": MapSpec(("stalker",) * 3, ("zealot",) * 5, 250, "P", "P", (9, 16), (23, 16), "open"),
     "5m_vs_6m": MapSpec(("marine",) * 5, ("marine",) * 6, 70, "T", "T", (9, 16), (23, 16), "band"),
-    "6h_vs_8z": MapSpec(("hydralisk",) * 6, ("zealot",) * 8, 150, "Z", "P", (14.5998, 9.49), (14.41, 16.7597), "octagon"),
+    "6h_vs_8z": MapSpec(
+        ("hydralisk",) * 6, ("zealot",) * 8, 150, "Z", "P", (14.5998, 9.49), (14.41, 16.7597), "octagon"
+    ),
 }
 PATHING = {"band": _band_grid(8, 24), "open": np.ones((MAP_SIZE, MAP_SIZE), dtype=bool), "octagon": _octagon_grid()}
 # §4: the 2s3z one-hot quirk. Allies count from the first declared _RL type (stalker 0, zealot 1);
@@ -191,18 +202,26 @@ class SMACBatch:
         allies = allies[np.lexsort((allies[:, 1], allies[:, 0], group))]
         self.spawn = np.concatenate([allies, spawn_points(spec.enemy_spawn, spec.enemies)])
         self.pathing_grid = PATHING[spec.pathing]
-        self.max_reward = self.n_enemies * REWARD_DEATH + REWARD_WIN + float(sum(UNITS[k].hp + UNITS[k].shield for k in spec.enemies))
+        self.max_reward = (
+            self.n_enemies * REWARD_DEATH + REWARD_WIN + float(sum(UNITS[k].hp + UNITS[k].shield for k in spec.enemies))
+        )
         # observation and state layout (§4, §5)
         self.unit_type_bits = utb = spec.unit_type_bits
         self.shield_ally, self.shield_enemy = int(spec.ally_race == "P"), int(spec.enemy_race == "P")
-        self.type_bit = np.array([ALLY_TYPE_BIT[k] for k in spec.allies] + [ENEMY_TYPE_BIT[k] for k in spec.enemies]) if utb else None
+        self.type_bit = (
+            np.array([ALLY_TYPE_BIT[k] for k in spec.allies] + [ENEMY_TYPE_BIT[k] for k in spec.enemies])
+            if utb
+            else None
+        )
         self.nf_en = 4 + 1 + self.shield_enemy + utb
         self.nf_al = 4 + 1 + self.shield_ally + utb
         self.own_dim = 1 + self.shield_ally + utb
         self.obs_dim = 4 + self.n_enemies * self.nf_en + (self.n_agents - 1) * self.nf_al + self.own_dim
         self.ally_state_dim = 4 + self.shield_ally + utb
         self.enemy_state_dim = 3 + self.shield_enemy + utb
-        self.state_dim = self.n_agents * self.ally_state_dim + self.n_enemies * self.enemy_state_dim + self.n_agents * self.n_actions
+        self.state_dim = (
+            self.n_agents * self.ally_state_dim + self.n_enemies * self.enemy_state_dim + self.n_agents * self.n_actions
+        )
         self.contact = (self.u_radius[:, None] + self.u_radius) * ~np.eye(U, dtype=bool)  # r_u + r_v, 0 for u = v
         self.rows = np.arange(self.n_battles)[:, None]  # row index for gathers x[rows, idx]
         self.enemy_index = np.arange(self.n_enemies)[None]
@@ -212,7 +231,9 @@ class SMACBatch:
         padded = np.zeros((MAP_SIZE + 4, MAP_SIZE + 4), dtype=bool)
         padded[2:-2, 2:-2] = self.pathing_grid
         self.padded_grid = padded.ravel()
-        self.others = np.array([[j for j in range(self.n_agents) if j != i] for i in range(self.n_agents)], dtype=np.int64)
+        self.others = np.array(
+            [[j for j in range(self.n_agents) if j != i] for i in range(self.n_agents)], dtype=np.int64
+        )
         self.seeds = np.uint64(seed) + np.arange(self.n_battles, dtype=np.uint64)
         self._allocate()
         self.started = False  # reset() before the first step
@@ -288,18 +309,25 @@ class SMACBatch:
             raise InputError(f"actions could not be read as an array ({error})") from None
         shape = (self.n_battles, self.n_agents)
         if actions.shape != shape or not np.issubdtype(actions.dtype, np.integer):
-            raise InputError(f"actions of shape {actions.shape} and dtype {actions.dtype} are not accepted; "
-                             f"accepted: integers of shape {shape}")
+            raise InputError(
+                f"actions of shape {actions.shape} and dtype {actions.dtype} are not accepted; "
+                f"accepted: integers of shape {shape}"
+            )
         bad = (actions < 0) | (actions >= self.n_actions)
         if bad.any():
             b, i = np.argwhere(bad)[0]
-            raise InputError(f"action {int(actions[b, i])} of agent {i} (battle {b}) is out of range; accepted: 0..{self.n_actions - 1}")
+            raise InputError(
+                f"action {int(actions[b, i])} of agent {i} (battle {b}) is out of range; accepted: "
+                f"0..{self.n_actions - 1}"
+            )
         avail = self.get_avail_actions()
         ok = np.take_along_axis(avail, actions[..., None], -1)[..., 0] == 1
         if not ok.all():
             b, i = np.argwhere(~ok)[0]
-            raise InputError(f"action {int(actions[b, i])} of agent {i} (battle {b}) is unavailable; "
-                             f"available: {np.flatnonzero(avail[b, i]).tolist()}")
+            raise InputError(
+                f"action {int(actions[b, i])} of agent {i} (battle {b}) is unavailable; "
+                f"available: {np.flatnonzero(avail[b, i]).tolist()}"
+            )
         return actions.astype(np.int64)
 
     def _issue_orders(self, actions: np.ndarray) -> None:
@@ -324,8 +352,12 @@ class SMACBatch:
         def toward_target(target):
             """Offset and edge distance from every unit to its target [B, U] (index clipped at 0)."""
             safe = target.clip(0)
-            return (safe, dx[self.rows, units, safe], dy[self.rows, units, safe],
-                    dist[self.rows, units, safe] - r - r[safe])
+            return (
+                safe,
+                dx[self.rows, units, safe],
+                dy[self.rows, units, safe],
+                dist[self.rows, units, safe] - r - r[safe],
+            )
 
         # enemy targeting (§8): keep a target that attacks us or is in weapon range; otherwise take
         # the nearest ally within the acquisition radius, or any ally attacking us
@@ -333,8 +365,11 @@ class SMACBatch:
         attacking_me = (target[:, None, :nA] == units[nA:, None]) & alive[:, None, :nA]  # [B, nE, nA]
         safe, _, _, edge = toward_target(target)
         t_enemy = safe[:, nA:].clip(max=nA - 1)  # enemies only ever target allies
-        keep = (target[:, nA:] >= 0) & alive[self.rows, t_enemy] & (
-            attacking_me[self.rows, self.enemy_index, t_enemy] | (edge[:, nA:] <= self.u_range[nA:]))
+        keep = (
+            (target[:, nA:] >= 0)
+            & alive[self.rows, t_enemy]
+            & (attacking_me[self.rows, self.enemy_index, t_enemy] | (edge[:, nA:] <= self.u_range[nA:]))
+        )
         d = dist[:, nA:, :nA]  # enemy to ally
         candidate = alive[:, None, :nA] & (attacking_me | (d < self.acquire_range[nA:, None] + r[:nA]))
         d = np.where(candidate, d, np.inf)
@@ -359,8 +394,10 @@ class SMACBatch:
         self.shield -= absorbed
         self.hp -= np.where(overflow > 0, np.maximum(overflow - self.u_armour * hp_hits, 0.5 * hp_hits), 0.0)
         self.since_damage = np.where(total > 0, 0.0, self.since_damage + 1)
-        jitter = (_splitmix64(self.key[:, None] ^ (self.loop[:, None] * np.uint64(U) + units.astype(np.uint64)))
-                  >> np.uint64(62)).astype(FLOAT) - 1.0  # U{-1, 0, 1, 2} game loops (pysc2)
+        jitter = (
+            _splitmix64(self.key[:, None] ^ (self.loop[:, None] * np.uint64(U) + units.astype(np.uint64)))
+            >> np.uint64(62)
+        ).astype(FLOAT) - 1.0  # U{-1, 0, 1, 2} game loops (pysc2)
         self.cooldown = np.maximum(np.where(fire, self.cooldown + self.u_cooldown + jitter, self.cooldown) - 1.0, 0.0)
 
         # movement: chase a target out of range, walk to a move point, enemies without a target attack-move
@@ -425,7 +462,9 @@ class SMACBatch:
         # made positive by SMAC's abs() (reward_only_positive), +200 on a win, scaled to 20
         enemy_dead = ~self.alive[:, nA:]
         new_dead = enemy_dead & ~self.counted_dead
-        delta = np.where(new_dead, prev + REWARD_DEATH, np.where(self.counted_dead, 0.0, prev - (self.hp + self.shield)[:, nA:]))
+        delta = np.where(
+            new_dead, prev + REWARD_DEATH, np.where(self.counted_dead, 0.0, prev - (self.hp + self.shield)[:, nA:])
+        )
         self.counted_dead |= enemy_dead
         reward = np.abs(delta.sum(-1))
         allies_left, enemies_left = self.alive[:, :nA].any(-1), self.alive[:, nA:].any(-1)
@@ -435,8 +474,13 @@ class SMACBatch:
         terminated = ended | timeout
         reward = (reward + REWARD_WIN * won) / (self.max_reward / REWARD_SCALE_RATE)
 
-        info = {"battle_won": won, "timeout": timeout, "dead_allies": (~self.alive[:, :nA]).sum(-1),
-                "dead_enemies": enemy_dead.sum(-1), "episode_length": self.steps.copy()}
+        info = {
+            "battle_won": won,
+            "timeout": timeout,
+            "dead_allies": (~self.alive[:, :nA]).sum(-1),
+            "dead_enemies": enemy_dead.sum(-1),
+            "episode_length": self.steps.copy(),
+        }
         if self.auto_reset and terminated.any():
             avail = self.get_avail_actions()
             info["final_obs"], info["final_state"], info["final_avail"] = self.get_obs(avail), self.get_state(), avail
@@ -468,7 +512,7 @@ class SMACBatch:
             if shield_bit:
                 block[..., 5] = shield[:, seen_units]
             if utb:
-                block[..., 5 + shield_bit:] = onehot[seen_units]
+                block[..., 5 + shield_bit :] = onehot[seen_units]
             seen = (dist < SIGHT_RANGE) & self.alive[:, seen_units]
             return (block * seen[..., None]).reshape(B, nA, -1)
 
@@ -478,8 +522,15 @@ class SMACBatch:
             own.append(shield[:, :nA, None])
         if utb:
             own.append(np.broadcast_to(onehot[:nA], (B, nA, utb)))
-        obs = np.concatenate([avail[:, :, 2:6].astype(np.float32), rows(enemies, avail[:, :, N_NO_ATTACK:], self.shield_enemy, self.nf_en),
-                              rows(self.others, 1.0, self.shield_ally, self.nf_al), *own], -1)
+        obs = np.concatenate(
+            [
+                avail[:, :, 2:6].astype(np.float32),
+                rows(enemies, avail[:, :, N_NO_ATTACK:], self.shield_enemy, self.nf_en),
+                rows(self.others, 1.0, self.shield_ally, self.nf_al),
+                *own,
+            ],
+            -1,
+        )
         obs *= self.alive[:, :nA, None]
         return obs
 
@@ -511,8 +562,13 @@ class SMACBatch:
         return np.concatenate([ally.reshape(B, -1), enemy.reshape(B, -1), last.reshape(B, -1)], -1)
 
     def env_info(self) -> dict:
-        return {"state_shape": self.state_dim, "obs_shape": self.obs_dim, "n_actions": self.n_actions,
-                "n_agents": self.n_agents, "episode_limit": self.episode_limit}
+        return {
+            "state_shape": self.state_dim,
+            "obs_shape": self.obs_dim,
+            "n_actions": self.n_actions,
+            "n_agents": self.n_agents,
+            "episode_limit": self.episode_limit,
+        }
 
 
 # ---------------------------------------------------------------------------------------
@@ -537,7 +593,7 @@ def scripted_actions(battles: SMACBatch, policy: str, rng: np.random.Generator) 
     if policy == "random":
         return (rng.random(avail.shape) * avail).argmax(-1)
     rel = b.pos[:, None, nA:] - b.pos[:, :nA, None]  # [B, nA, nE, 2]: agent to enemy
-    dist = np.where(b.alive[:, None, nA:], np.sqrt((rel ** 2).sum(-1)), np.inf)
+    dist = np.where(b.alive[:, None, nA:], np.sqrt((rel**2).sum(-1)), np.inf)
     nearest = dist.argmin(-1)
     toward = np.take_along_axis(rel, nearest[..., None, None].repeat(2, -1), 2)[:, :, 0]  # [B, nA, 2]
     can_move = avail[:, :, 2:6] == 1
@@ -596,8 +652,10 @@ class StarCraft2Env:
     def __init__(self, map_name: str = "3s_vs_5z", seed: int | None = None, **smac_kwargs):
         unsupported = {k: v for k, v in smac_kwargs.items() if SMAC_DEFAULTS.get(k, object()) != v}
         if unsupported:
-            raise InputError(f"the built-in simulator supports SMAC's default settings only; got {unsupported}; "
-                             f"accepted: {SMAC_DEFAULTS}")
+            raise InputError(
+                f"the built-in simulator supports SMAC's default settings only; got {unsupported}; "
+                f"accepted: {SMAC_DEFAULTS}"
+            )
         if seed is not None:
             check_seed_value(seed)
         self.map_name = map_name
@@ -636,8 +694,15 @@ class StarCraft2Env:
             self.battles_game += 1
             self.battles_won += won
             self.timeouts += bool(info["timeout"][0])
-        return float(reward[0]), terminated, {"battle_won": won, "dead_allies": int(info["dead_allies"][0]),
-                                              "dead_enemies": int(info["dead_enemies"][0])}
+        return (
+            float(reward[0]),
+            terminated,
+            {
+                "battle_won": won,
+                "dead_allies": int(info["dead_allies"][0]),
+                "dead_enemies": int(info["dead_enemies"][0]),
+            },
+        )
 
     def get_obs(self) -> list[np.ndarray]:
         return list(self._battle.get_obs()[0])
@@ -676,9 +741,14 @@ class StarCraft2Env:
         return {**info, "agent_features": ally + types, "enemy_features": enemy + types}
 
     def get_stats(self) -> dict:
-        return {"battles_won": self.battles_won, "battles_game": self.battles_game, "battles_draw": self.timeouts,
-                "win_rate": self.battles_won / max(self.battles_game, 1), "timeouts": self.timeouts,
-                "restarts": self.force_restarts}
+        return {
+            "battles_won": self.battles_won,
+            "battles_game": self.battles_game,
+            "battles_draw": self.timeouts,
+            "win_rate": self.battles_won / max(self.battles_game, 1),
+            "timeouts": self.timeouts,
+            "restarts": self.force_restarts,
+        }
 
     @property
     def last_action(self) -> np.ndarray:
@@ -697,15 +767,35 @@ class StarCraft2Env:
         raise NotImplementedError("replays need StarCraft II: use backend='sc2'")
 
 
-SMAC_DEFAULTS = {"step_mul": 8, "move_amount": 2, "difficulty": "7", "continuing_episode": False, "obs_all_health": True,
-                 "obs_own_health": True, "obs_last_action": False, "obs_pathing_grid": False, "obs_terrain_height": False,
-                 "obs_timestep_number": False, "obs_instead_of_state": False, "state_last_action": True,
-                 "state_timestep_number": False, "reward_sparse": False, "reward_only_positive": True,
-                 "reward_death_value": 10, "reward_win": 200, "reward_defeat": 0, "reward_negative_scale": 0.5,
-                 "reward_scale": True, "reward_scale_rate": 20, "heuristic_ai": False}
-SC2_INSTALL = ("the 'sc2' back end needs StarCraft II and SMAC from its source repository: "
-               "pip install git+https://github.com/oxwhirl/smac.git, then set SC2PATH to the StarCraft II "
-               "install (PyPI's 'smac' is SMAC3, a different project)")
+SMAC_DEFAULTS = {
+    "step_mul": 8,
+    "move_amount": 2,
+    "difficulty": "7",
+    "continuing_episode": False,
+    "obs_all_health": True,
+    "obs_own_health": True,
+    "obs_last_action": False,
+    "obs_pathing_grid": False,
+    "obs_terrain_height": False,
+    "obs_timestep_number": False,
+    "obs_instead_of_state": False,
+    "state_last_action": True,
+    "state_timestep_number": False,
+    "reward_sparse": False,
+    "reward_only_positive": True,
+    "reward_death_value": 10,
+    "reward_win": 200,
+    "reward_defeat": 0,
+    "reward_negative_scale": 0.5,
+    "reward_scale": True,
+    "reward_scale_rate": 20,
+    "heuristic_ai": False,
+}
+SC2_INSTALL = (
+    "the 'sc2' back end needs StarCraft II and SMAC from its source repository: "
+    "pip install git+https://github.com/oxwhirl/smac.git, then set SC2PATH to the StarCraft II "
+    "install (PyPI's 'smac' is SMAC3, a different project)"
+)
 
 
 def make_env(map_name: str, backend: str = "sim", seed: int | None = None):
@@ -736,7 +826,9 @@ class SMACParallelEnv(ParallelEnv):
 
     metadata = {"name": "smac_v1", "render_modes": []}
 
-    def __init__(self, map_name: str = "3s_vs_5z", backend: str = "sim", seed: int | None = None, unavailable: str = "error"):
+    def __init__(
+        self, map_name: str = "3s_vs_5z", backend: str = "sim", seed: int | None = None, unavailable: str = "error"
+    ):
         if unavailable not in ("error", "stop"):
             raise InputError(f"unavailable={unavailable!r} is not accepted; accepted: error, stop")
         self.map_name, self.backend, self.unavailable = map_name, backend, unavailable
@@ -747,26 +839,31 @@ class SMACParallelEnv(ParallelEnv):
         n_actions = info["n_actions"]
         # every observation feature lies in [-1, 1] (offsets are taken only within sight 9); the state's
         # cooldown ratio exceeds 1 for hydralisks (period 13.2 + jitter over SMAC's normaliser 10)
-        self._observation_space = spaces.Dict({
-            "observation": spaces.Box(-1.0, 1.0, (info["obs_shape"],), np.float32),
-            "action_mask": spaces.Box(0, 1, (n_actions,), np.int8)})
+        self._observation_space = spaces.Dict(
+            {
+                "observation": spaces.Box(-1.0, 1.0, (info["obs_shape"],), np.float32),
+                "action_mask": spaces.Box(0, 1, (n_actions,), np.int8),
+            }
+        )
         self._action_space = spaces.Discrete(n_actions)
         self.state_space = spaces.Box(-1.0, 2.0, (info["state_shape"],), np.float32)
         self.render_mode = None
         self.episode_limit = info["episode_limit"]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def observation_space(self, agent):
         return self._observation_space
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def action_space(self, agent):
         return self._action_space
 
     def _observations(self):
         obs, avail = self.env.get_obs(), self.env.get_avail_actions()
-        return {a: {"observation": np.asarray(obs[i], dtype=np.float32), "action_mask": np.asarray(avail[i], dtype=np.int8)}
-                for i, a in enumerate(self.agents)}
+        return {
+            a: {"observation": np.asarray(obs[i], dtype=np.float32), "action_mask": np.asarray(avail[i], dtype=np.int8)}
+            for i, a in enumerate(self.agents)
+        }
 
     def reset(self, seed=None, options=None):
         if seed is not None:  # SMAC takes its seed at construction (the real game: a new SC2 process)
@@ -779,8 +876,15 @@ class SMACParallelEnv(ParallelEnv):
     def step(self, actions):
         if not self.agents:
             raise InputError("step() after the episode ended; call reset() first")
-        if not isinstance(actions, dict) or set(actions) != set(self.agents) or not all(is_int(actions[a]) for a in self.agents):
-            raise InputError(f"actions {actions!r} are not accepted; accepted: a dict of one integer action for each of {self.agents}")
+        if (
+            not isinstance(actions, dict)
+            or set(actions) != set(self.agents)
+            or not all(is_int(actions[a]) for a in self.agents)
+        ):
+            raise InputError(
+                f"actions {actions!r} are not accepted; accepted: a dict of one integer action for each of "
+                f"{self.agents}"
+            )
         chosen = [int(actions[a]) for a in self.agents]
         if self.unavailable == "stop":
             avail = self.env.get_avail_actions()

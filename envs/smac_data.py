@@ -1,6 +1,6 @@
 """SMAC offline datasets made on the built-in simulator: behaviour agents, rollouts, CFCQL's h5 files.
 
-The paper trains on CFCQL's SMAC datasets (../shared/docs/SMAC.md §11): for each map `medium`
+The paper trains on CFCQL's SMAC datasets (docs/smac_datasets.md): for each map `medium`
 (greedy rollouts of a partially trained QMIX), `expert` (greedy rollouts of a converged QMIX),
 `medium_replay` (QMIX's ε-greedy training episodes up to medium performance) and `mixed`
 (2500 medium + 2500 expert episodes, the same indices of each). Those files need StarCraft II;
@@ -10,7 +10,7 @@ on the simulator by tools/qmix_smac.py and shipped in envs/smac_policies/<map>/.
   * `QMIXAgent`: PyMARL's RNN agent (obs ‖ last action ‖ agent id → 64 → GRU 64 → Q per action),
     parameters shared by the agents; the trainer and the dataset maker both use it.
   * `rollout`: one episode in each of B battles, ε-greedy over the available actions, recorded in
-    CFCQL's per-episode layout (§11.1).
+    CFCQL's per-episode layout.
   * `load_or_make` / `make_dataset`: a dataset generated on first use, written in CFCQL's h5 layout
     atomically into a cache directory with a card (JSON) beside it; `load_h5` reads our files and
     CFCQL's original files the same way, checks them, and trims the padding.
@@ -39,7 +39,7 @@ from envs.smac import MAPS, SMACBatch, check_map, scripted_actions
 
 DATASETS = ("medium", "medium_replay", "expert", "mixed")
 POLICY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smac_policies")
-# CFCQL's h5 layout (§11.1): key -> (per-time-step shape given the map's sizes, dtype)
+# CFCQL's h5 layout: key -> (per-time-step shape given the map's sizes, dtype)
 H5_KEYS = {
     "state": (lambda s: (s["state_shape"],), np.float32),
     "obs": (lambda s: (s["n_agents"], s["obs_shape"]), np.float32),
@@ -50,21 +50,29 @@ H5_KEYS = {
     "terminated": (lambda s: (1,), np.uint8),
     "filled": (lambda s: (1,), np.int64),
 }
-# OG-MARL's cards of CFCQL's files (§11.1): return mean, std, mean episode length
+# OG-MARL's cards of CFCQL's files: return mean, std, mean episode length
 CFCQL_CARDS = {
-    ("2s3z", "medium"): (12.76, 3.32, 50.8), ("2s3z", "medium_replay"): (7.94, 3.41, 50.7),
-    ("2s3z", "expert"): (19.97, 0.37, 42.4), ("2s3z", "mixed"): (16.39, 4.33, 46.5),
-    ("3s_vs_5z", "medium"): (20.86, 3.47, 234.9), ("3s_vs_5z", "medium_replay"): (18.85, 4.20, 216.5),
-    ("3s_vs_5z", "expert"): (21.19, 0.70, 120.1), ("3s_vs_5z", "mixed"): (21.04, 2.51, 177.7),
-    ("5m_vs_6m", "medium"): (12.05, 4.36, 27.1), ("5m_vs_6m", "medium_replay"): (9.02, 2.59, 23.7),
-    ("5m_vs_6m", "expert"): (18.17, 3.79, 25.7), ("5m_vs_6m", "mixed"): (15.11, 5.11, 26.3),
-    ("6h_vs_8z", "medium"): (16.63, 3.03, 41.4), ("6h_vs_8z", "medium_replay"): (12.97, 2.22, 36.5),
-    ("6h_vs_8z", "expert"): (19.01, 2.11, 45.6), ("6h_vs_8z", "mixed"): (17.81, 2.88, 43.5),
+    ("2s3z", "medium"): (12.76, 3.32, 50.8),
+    ("2s3z", "medium_replay"): (7.94, 3.41, 50.7),
+    ("2s3z", "expert"): (19.97, 0.37, 42.4),
+    ("2s3z", "mixed"): (16.39, 4.33, 46.5),
+    ("3s_vs_5z", "medium"): (20.86, 3.47, 234.9),
+    ("3s_vs_5z", "medium_replay"): (18.85, 4.20, 216.5),
+    ("3s_vs_5z", "expert"): (21.19, 0.70, 120.1),
+    ("3s_vs_5z", "mixed"): (21.04, 2.51, 177.7),
+    ("5m_vs_6m", "medium"): (12.05, 4.36, 27.1),
+    ("5m_vs_6m", "medium_replay"): (9.02, 2.59, 23.7),
+    ("5m_vs_6m", "expert"): (18.17, 3.79, 25.7),
+    ("5m_vs_6m", "mixed"): (15.11, 5.11, 26.3),
+    ("6h_vs_8z", "medium"): (16.63, 3.03, 41.4),
+    ("6h_vs_8z", "medium_replay"): (12.97, 2.22, 36.5),
+    ("6h_vs_8z", "expert"): (19.01, 2.11, 45.6),
+    ("6h_vs_8z", "mixed"): (17.81, 2.88, 43.5),
 }
 
 
 def cfcql_episodes(map_name: str, name: str) -> int:
-    """Episodes in CFCQL's file: 5000, except 2s3z medium_replay's 1976 (§11.1)."""
+    """Episodes in CFCQL's file: 5000, except 2s3z medium_replay's 1976."""
     return 1976 if (map_name, name) == ("2s3z", "medium_replay") else 5000
 
 
@@ -90,7 +98,10 @@ class QMIXAgent(nn.Module):
 
     def inputs(self, obs: torch.Tensor, last_actions: torch.Tensor) -> torch.Tensor:
         """[..., T, nA, obs] and last actions [..., T, nA] (−1: none yet) -> network inputs."""
-        last = torch.nn.functional.one_hot(last_actions.clamp(min=0), self.n_actions).float() * (last_actions >= 0)[..., None]
+        last = (
+            torch.nn.functional.one_hot(last_actions.clamp(min=0), self.n_actions).float()
+            * (last_actions >= 0)[..., None]
+        )
         ids = torch.eye(self.n_agents, device=obs.device).expand(*obs.shape[:-1], self.n_agents)
         return torch.cat([obs, last, ids], -1)
 
@@ -104,8 +115,12 @@ class QMIXAgent(nn.Module):
         return q, h.reshape(E, nA, -1)
 
     def config(self) -> dict:
-        return {"obs_dim": self.fc1.in_features - self.n_actions - self.n_agents, "n_agents": self.n_agents,
-                "n_actions": self.n_actions, "hidden": self.fc2.in_features}
+        return {
+            "obs_dim": self.fc1.in_features - self.n_actions - self.n_agents,
+            "n_agents": self.n_agents,
+            "n_actions": self.n_actions,
+            "hidden": self.fc2.in_features,
+        }
 
 
 def load_agent(path: str, map_name: str, device="cpu") -> QMIXAgent:
@@ -128,8 +143,10 @@ def load_agent(path: str, map_name: str, device="cpu") -> QMIXAgent:
 
 def save_agent(agent: QMIXAgent, path: str) -> None:
     """Agent weights alone (tens of kB), loadable with torch.load(weights_only=True); atomic."""
-    torch.save({"config": agent.config(), "state_dict": {k: v.detach().cpu() for k, v in agent.state_dict().items()}},
-               path + ".tmp")
+    torch.save(
+        {"config": agent.config(), "state_dict": {k: v.detach().cpu() for k, v in agent.state_dict().items()}},
+        path + ".tmp",
+    )
     os.replace(path + ".tmp", path)
 
 
@@ -139,7 +156,8 @@ def epsilon_greedy(q: np.ndarray, avail: np.ndarray, epsilon, rng: np.random.Gen
 
 
 def explore(greedy: np.ndarray, avail: np.ndarray, epsilon, rng: np.random.Generator) -> np.ndarray:
-    """The actions [B, nA], each replaced with probability ε (per battle, or one number) by a uniform available action."""
+    """The actions [B, nA], each replaced with probability ε (per battle, or one number) by a uniform
+    available action."""
     if np.all(np.asarray(epsilon) == 0):
         return greedy
     uniform = (rng.random(avail.shape) * avail).argmax(-1)  # the largest of iid uniforms: a uniform pick
@@ -148,9 +166,15 @@ def explore(greedy: np.ndarray, avail: np.ndarray, epsilon, rng: np.random.Gener
 
 
 @torch.no_grad()
-def rollout(battles: SMACBatch, agent: QMIXAgent | None, epsilon, rng: np.random.Generator, device="cpu",
-            scripted: str | None = None) -> dict:
-    """One episode in each battle (reset first), recorded in CFCQL's layout (§11.1): the agent
+def rollout(
+    battles: SMACBatch,
+    agent: QMIXAgent | None,
+    epsilon,
+    rng: np.random.Generator,
+    device="cpu",
+    scripted: str | None = None,
+) -> dict:
+    """One episode in each battle (reset first), recorded in CFCQL's layout: the agent
     ε-greedy, or a scripted team of envs.smac (`scripted`, with agent None) with the same ε.
 
     Arrays [B, T, ...] with T = episode_limit + 1: time step t < L holds the obs, state and masks
@@ -160,9 +184,15 @@ def rollout(battles: SMACBatch, agent: QMIXAgent | None, epsilon, rng: np.random
     """
     B, nA, T = battles.n_battles, battles.n_agents, battles.episode_limit + 1
     obs, state, avail = battles.reset()
-    out = {"state": np.zeros((B, T, battles.state_dim), np.float32), "obs": np.zeros((B, T, nA, battles.obs_dim), np.float32),
-           "actions": np.zeros((B, T, nA), np.int64), "avail_actions": np.zeros((B, T, nA, battles.n_actions), np.int32),
-           "reward": np.zeros((B, T), np.float32), "terminated": np.zeros((B, T), np.uint8), "filled": np.zeros((B, T), np.int64)}
+    out = {
+        "state": np.zeros((B, T, battles.state_dim), np.float32),
+        "obs": np.zeros((B, T, nA, battles.obs_dim), np.float32),
+        "actions": np.zeros((B, T, nA), np.int64),
+        "avail_actions": np.zeros((B, T, nA, battles.n_actions), np.int32),
+        "reward": np.zeros((B, T), np.float32),
+        "terminated": np.zeros((B, T), np.uint8),
+        "filled": np.zeros((B, T), np.int64),
+    }
     won, timeout, length = np.zeros(B, bool), np.zeros(B, bool), np.full(B, -1, np.int64)
     last = torch.full((B, 1, nA), -1, dtype=torch.long, device=device)
     hidden = None
@@ -195,15 +225,15 @@ def rollout(battles: SMACBatch, agent: QMIXAgent | None, epsilon, rng: np.random
 # ---------------------------------------------------------------------------------------
 def episode_stats(arrays: dict, sizes: dict) -> dict:
     """Per-episode return, length L and win, read from the arrays alone: a win is every enemy's
-    health 0 and some ally's health > 0 in the state of the terminal time step L (§11.1)."""
+    health 0 and some ally's health > 0 in the state of the terminal time step L."""
     filled = arrays["filled"].reshape(len(arrays["filled"]), -1)
     length = filled.sum(1).astype(np.int64) - 1
     returns = (arrays["reward"].reshape(filled.shape) * filled).sum(1, dtype=np.float64)
     final_state = arrays["state"][np.arange(len(length)), length]
     nA, nE = sizes["n_agents"], sizes["n_actions"] - 6
     ally_dim, enemy_dim = sizes["ally_state_dim"], sizes["enemy_state_dim"]
-    ally_health = final_state[:, 0:nA * ally_dim:ally_dim]
-    enemy_health = final_state[:, nA * ally_dim:nA * ally_dim + nE * enemy_dim:enemy_dim]
+    ally_health = final_state[:, 0 : nA * ally_dim : ally_dim]
+    enemy_health = final_state[:, nA * ally_dim : nA * ally_dim + nE * enemy_dim : enemy_dim]
     won = (enemy_health <= 0).all(1) & (ally_health > 0).any(1)
     return {"return": returns, "length": length, "won": won}
 
@@ -211,13 +241,20 @@ def episode_stats(arrays: dict, sizes: dict) -> dict:
 def summarise(stats: dict) -> dict:
     """The card's numbers: episodes, transitions, return mean/std/min/max, win rate, mean length."""
     r = stats["return"]
-    return {"episodes": int(len(r)), "transitions": int(stats["length"].sum()), "return_mean": float(r.mean()),
-            "return_std": float(r.std()), "return_min": float(r.min()), "return_max": float(r.max()),
-            "win_rate": float(stats["won"].mean()), "mean_episode_length": float(stats["length"].mean())}
+    return {
+        "episodes": int(len(r)),
+        "transitions": int(stats["length"].sum()),
+        "return_mean": float(r.mean()),
+        "return_std": float(r.std()),
+        "return_min": float(r.min()),
+        "return_max": float(r.max()),
+        "win_rate": float(stats["won"].mean()),
+        "mean_episode_length": float(stats["length"].mean()),
+    }
 
 
 # ---------------------------------------------------------------------------------------
-# CFCQL's h5 layout (§11.1): reading and checking
+# CFCQL's h5 layout: reading and checking
 # ---------------------------------------------------------------------------------------
 def _read(path: str, keys, rows=slice(None)) -> dict:
     """Some keys of an h5 file, all episodes or a block of them."""
@@ -234,7 +271,10 @@ def check_arrays(arrays: dict, sizes: dict, where: str) -> None:
             raise InputError(f"{where}: {key!r} holds NaN or inf")
     filled = arrays["filled"].reshape(len(arrays["filled"]), -1)
     if len(filled) == 0 or (filled.sum(1) < 2).any():
-        raise InputError(f"{where}: every episode needs at least one filled transition (filled has {filled.sum(1).min() if len(filled) else 0})")
+        raise InputError(
+            f"{where}: every episode needs at least one filled transition (filled has "
+            f"{filled.sum(1).min() if len(filled) else 0})"
+        )
     if (np.diff(filled, axis=1) > 0).any():
         raise InputError(f"{where}: 'filled' must be a prefix of ones in every episode")
     actions = arrays["actions"].reshape(filled.shape + (sizes["n_agents"],))
@@ -245,7 +285,9 @@ def check_arrays(arrays: dict, sizes: dict, where: str) -> None:
     bad[np.arange(len(filled)), filled.sum(1) - 1] = False  # the terminal step's dummy action is never learned from
     if bad.any():
         e, t, i = np.argwhere(bad)[0]
-        raise InputError(f"{where}: episode {e}, step {t}: agent {i}'s action {int(actions[e, t, i])} is marked unavailable")
+        raise InputError(
+            f"{where}: episode {e}, step {t}: agent {i}'s action {int(actions[e, t, i])} is marked unavailable"
+        )
 
 
 def load_h5(path: str, map_name: str, episodes: np.ndarray | None = None) -> dict:
@@ -272,7 +314,7 @@ def load_h5(path: str, map_name: str, episodes: np.ndarray | None = None) -> dic
                 continue
             want = (n, T) + shape(sizes)
             if f[key].shape != want:
-                raise InputError(f"{path!r}: {key!r} has shape {f[key].shape}, map {map_name} needs {want} (§11.1)")
+                raise InputError(f"{path!r}: {key!r} has shape {f[key].shape}, map {map_name} needs {want}")
             if np.dtype(f[key].dtype).kind != np.dtype(dtype).kind:
                 raise InputError(f"{path!r}: {key!r} has dtype {f[key].dtype}, CFCQL's layout has {np.dtype(dtype)}")
         index = np.arange(n) if episodes is None else np.sort(np.asarray(episodes))
@@ -281,13 +323,21 @@ def load_h5(path: str, map_name: str, episodes: np.ndarray | None = None) -> dic
         try:
             filled = f["filled"][index][..., 0].astype(np.int64)
             T_used = int(filled.sum(1).max()) if len(filled) else 1
-            out = {key: f[key][index, :T_used] for key in ("state", "obs", "actions", "avail_actions", "reward", "terminated")}
+            out = {
+                key: f[key][index, :T_used]
+                for key in ("state", "obs", "actions", "avail_actions", "reward", "terminated")
+            }
         except (OSError, KeyError, ValueError) as error:
             raise InputError(f"{path!r} is truncated or corrupt ({error})") from None
-    arrays = {"state": out["state"].astype(np.float32, copy=False), "obs": out["obs"].astype(np.float32, copy=False),
-              "actions": out["actions"][..., 0].astype(np.int64), "avail_actions": out["avail_actions"].astype(np.int32, copy=False),
-              "reward": out["reward"][..., 0].astype(np.float32), "terminated": out["terminated"][..., 0].astype(np.uint8),
-              "filled": filled[:, :T_used]}
+    arrays = {
+        "state": out["state"].astype(np.float32, copy=False),
+        "obs": out["obs"].astype(np.float32, copy=False),
+        "actions": out["actions"][..., 0].astype(np.int64),
+        "avail_actions": out["avail_actions"].astype(np.int32, copy=False),
+        "reward": out["reward"][..., 0].astype(np.float32),
+        "terminated": out["terminated"][..., 0].astype(np.uint8),
+        "filled": filled[:, :T_used],
+    }
     check_arrays(arrays, sizes, repr(path))
     return arrays
 
@@ -301,8 +351,10 @@ def policy_manifest(map_name: str, policy_dir: str = POLICY_DIR) -> dict:
         with open(path) as f:
             return json.load(f)
     except FileNotFoundError:
-        raise InputError(f"no behaviour policies for {map_name} in {os.path.dirname(path)!r} "
-                         "(train them with tools/qmix_smac.py and ship them with tools/ship_policies.py)") from None
+        raise InputError(
+            f"no behaviour policies for {map_name} in {os.path.dirname(path)!r} "
+            "(train them with tools/qmix_smac.py and ship them with tools/ship_policies.py)"
+        ) from None
 
 
 def _sha256(path: str) -> str:
@@ -327,9 +379,12 @@ def code_version() -> str:
     """The git commit of this checkout (with '+dirty' for uncommitted changes), or 'unknown'."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "envs", "tools"], cwd=root, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "envs", "tools"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         return (commit + ("+dirty" if dirty else "")) or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -343,9 +398,13 @@ class H5Writer:
 
         self.file = h5py.File(path, "w")
         T = sizes["episode_limit"] + 1
-        self.sets = {key: self.file.create_dataset(key, (n, T) + shape(sizes), dtype=dtype, chunks=(1, T) + shape(sizes),
-                                                   compression="lzf", fillvalue=0)
-                     for key, (shape, dtype) in H5_KEYS.items()}  # probs: never written, all zeros as in CFCQL's
+        # probs: never written, all zeros as in CFCQL's
+        self.sets = {
+            key: self.file.create_dataset(
+                key, (n, T) + shape(sizes), dtype=dtype, chunks=(1, T) + shape(sizes), compression="lzf", fillvalue=0
+            )
+            for key, (shape, dtype) in H5_KEYS.items()
+        }
         self.next = 0
 
     def write(self, arrays: dict, positions: np.ndarray | None = None) -> None:
@@ -386,8 +445,16 @@ def _rollouts(map_name: str, policy: dict, policy_path: str, n: int, epsilon: fl
         yield {k: v for k, v in episodes.items() if k not in ("won", "timeout", "length")}
 
 
-def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int | None = None, chunk: int = 1000,
-                 policy_dir: str = POLICY_DIR, cache_dir: str | None = None) -> dict:
+def make_dataset(
+    map_name: str,
+    name: str,
+    seed: int,
+    path: str,
+    episodes: int | None = None,
+    chunk: int = 1000,
+    policy_dir: str = POLICY_DIR,
+    cache_dir: str | None = None,
+) -> dict:
     """Generate one dataset into `path` (CFCQL's h5 layout); returns its card (without the file's checksum).
 
     medium / expert: greedy rollouts (ε = 0) of the shipped medium / expert agent, as CFCQL's
@@ -404,13 +471,17 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
     base_seed = 10_000_000 * (seed + 1) + 1_000_000 * DATASETS.index(name)  # never a training or test battle's seed
     n = episodes or cfcql_episodes(map_name, name)
     if name == "mixed" and n % 2:
-        raise InputError(f"a mixed dataset takes half its episodes from medium and half from expert: episodes={n} must be even")
+        raise InputError(
+            f"a mixed dataset takes half its episodes from medium and half from expert: episodes={n} must be even"
+        )
     writer = H5Writer(path, n, sizes)
     try:
         if name in ("medium", "expert"):
             checkpoints = [manifest[name]]
-            # ε = 0 as CFCQL's test-mode runner, except where the manifest gives a rollout_epsilon: a scripted team (3s_vs_5z's
-            # kite) is deterministic, and greedily it would play one and the same episode 5000 times (docs/smac_datasets.md)
+            # ε = 0 as CFCQL's test-mode runner, except where the manifest gives a rollout_epsilon: a scripted team
+            # (3s_vs_5z's
+            # kite) is deterministic, and greedily it would play one and the same episode 5000 times
+            # (docs/smac_datasets.md)
             epsilon = manifest[name].get("rollout_epsilon", 0.0)
             for arrays in _rollouts(map_name, manifest[name], policy_path, n, epsilon, base_seed, chunk):
                 writer.write(arrays)
@@ -423,12 +494,16 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
             # CFCQL's buffer was dumped in random order: episode j of the rollouts goes to row order[j]
             order, done = np.random.default_rng(base_seed).permutation(n), 0
             for i, (c, k) in enumerate(zip(replay, counts)):
-                parts = _rollouts(map_name, c, policy_path, int(k), c["epsilon"], base_seed + 100_000 * i, chunk) if k > 0 else ()
+                parts = (
+                    _rollouts(map_name, c, policy_path, int(k), c["epsilon"], base_seed + 100_000 * i, chunk)
+                    if k > 0
+                    else ()
+                )
                 for part in parts:
                     size = len(part["filled"])
-                    writer.write(part, order[done:done + size])
+                    writer.write(part, order[done : done + size])
                     done += size
-        else:  # mixed: the same sorted random indices of medium and of expert, [medium; expert] (CFCQL's tools/mixed.py)
+        else:  # mixed: the same sorted random indices of medium and expert, [medium; expert] (CFCQL's tools/mixed.py)
             index = np.sort(np.random.default_rng(base_seed).choice(n, n // 2, replace=False))
             checkpoints = [manifest["medium"], manifest["expert"]]
             for part in ("medium", "expert"):
@@ -436,19 +511,34 @@ def make_dataset(map_name: str, name: str, seed: int, path: str, episodes: int |
                 for start, size in _chunks(n, chunk):  # whole blocks read in order, then the chosen rows
                     block = _read(source, list(H5_KEYS), slice(start, start + size))
                     pick = index[(index >= start) & (index < start + size)] - start
-                    writer.write({k: v[pick][..., 0] if k in ("actions", "reward", "terminated", "filled") else v[pick]
-                                  for k, v in block.items() if k != "probs"})
+                    writer.write(
+                        {
+                            k: v[pick][..., 0] if k in ("actions", "reward", "terminated", "filled") else v[pick]
+                            for k, v in block.items()
+                            if k != "probs"
+                        }
+                    )
     finally:
         writer.close()
-    return {"map": map_name, "dataset": name, "seed": seed, "episodes_requested": n, "checkpoints": checkpoints,
-            "policy_dir": os.path.relpath(policy_path, os.path.dirname(POLICY_DIR)) if policy_dir == POLICY_DIR else policy_path,
-            "simulator_seeds": f"battle k uses seed {base_seed} + k (+100000 per replay checkpoint)",
-            "code_version": code_version()}
+    return {
+        "map": map_name,
+        "dataset": name,
+        "seed": seed,
+        "episodes_requested": n,
+        "checkpoints": checkpoints,
+        "policy_dir": os.path.relpath(policy_path, os.path.dirname(POLICY_DIR))
+        if policy_dir == POLICY_DIR
+        else policy_path,
+        "simulator_seeds": f"battle k uses seed {base_seed} + k (+100000 per replay checkpoint)",
+        "code_version": code_version(),
+    }
 
 
 def default_cache_dir() -> str:
     """$INSPO_CACHE, else the user's cache folder ($XDG_CACHE_HOME or ~/.cache)/inspo."""
-    return os.environ.get("INSPO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "inspo")
+    return os.environ.get("INSPO_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "inspo"
+    )
 
 
 def dataset_path(map_name: str, name: str, seed: int, cache_dir: str, episodes: int | None = None) -> str:
@@ -456,8 +546,14 @@ def dataset_path(map_name: str, name: str, seed: int, cache_dir: str, episodes: 
     return os.path.join(cache_dir, "smac", f"{map_name}_{name}{suffix}.h5")
 
 
-def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None = None, episodes: int | None = None,
-                 policy_dir: str = POLICY_DIR) -> tuple[str, dict]:
+def load_or_make(
+    map_name: str,
+    name: str,
+    seed: int = 0,
+    cache_dir: str | None = None,
+    episodes: int | None = None,
+    policy_dir: str = POLICY_DIR,
+) -> tuple[str, dict]:
     """(path, card) of a generated dataset: from the cache when its file matches its card's
     checksum, else generated now and written atomically (a temporary name, then renamed; the
     card last). A truncated or corrupt cache file is rebuilt, never trusted."""
@@ -489,8 +585,10 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
         handle, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=os.path.dirname(path))
         os.close(handle)
     except OSError as error:
-        raise InputError(f"the dataset cache {os.path.dirname(path)!r} cannot be written ({error.strerror}); "
-                         "give a writable --cache-dir or set INSPO_CACHE") from None
+        raise InputError(
+            f"the dataset cache {os.path.dirname(path)!r} cannot be written ({error.strerror}); "
+            "give a writable --cache-dir or set INSPO_CACHE"
+        ) from None
     try:
         start = time.time()
         card = make_dataset(map_name, name, seed, tmp, episodes, policy_dir=policy_dir, cache_dir=cache_dir)
@@ -499,9 +597,13 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
         card["how"] = HOW[name]
         for c in card["checkpoints"]:
             if "scripted" in c:  # a scripted expert (tools/ship_policies.py --expert-scripted)
-                card["how"] = card["how"].replace("QMIX checkpoint", f"scripted team ({c['scripted']}, envs.smac.scripted_actions)")
+                card["how"] = card["how"].replace(
+                    "QMIX checkpoint", f"scripted team ({c['scripted']}, envs.smac.scripted_actions)"
+                )
             if c.get("rollout_epsilon"):
-                card["how"] = card["how"].replace("greedy rollouts (ε = 0)", f"ε-greedy rollouts (ε = {c['rollout_epsilon']})")
+                card["how"] = card["how"].replace(
+                    "greedy rollouts (ε = 0)", f"ε-greedy rollouts (ε = {c['rollout_epsilon']})"
+                )
         card["file_bytes"], card["sha256"] = os.path.getsize(tmp), _sha256(tmp)
         card["policy_sha256"] = policy_fingerprint(map_name, policy_dir)
         os.replace(tmp, path)
@@ -517,21 +619,27 @@ def load_or_make(map_name: str, name: str, seed: int = 0, cache_dir: str | None 
 HOW = {
     "medium": "greedy rollouts (ε = 0) of the shipped medium QMIX checkpoint on the built-in simulator",
     "expert": "greedy rollouts (ε = 0) of the shipped expert QMIX checkpoint on the built-in simulator",
-    "medium_replay": ("a stand-in for CFCQL's dumped replay buffer: ε-greedy rollouts of the QMIX checkpoints taken during "
-                      "training up to the medium one, each playing the share of episodes the training run collected with it, "
-                      "with the ε it ran with, then shuffled"),
-    "mixed": "the same sorted random half of the indices of medium and of expert, [medium; expert] (CFCQL's tools/mixed.py)",
+    "medium_replay": (
+        "a stand-in for CFCQL's dumped replay buffer: ε-greedy rollouts of the QMIX checkpoints taken during "
+        "training up to the medium one, each playing the share of episodes the training run collected with it, "
+        "with the ε it ran with, then shuffled"
+    ),
+    "mixed": "the same sorted random half of the indices of medium and of expert, [medium; expert] "
+    "(CFCQL's tools/mixed.py)",
 }
 
 
 def format_card(card: dict) -> str:
-    return (f"dataset {card['map']} {card['dataset']}: {card['episodes']} episodes, {card['transitions']} transitions, "
-            f"return {card['return_mean']:.2f} ± {card['return_std']:.2f}, win rate {card['win_rate']:.2f}, "
-            f"mean length {card['mean_episode_length']:.1f}")
+    return (
+        f"dataset {card['map']} {card['dataset']}: {card['episodes']} episodes, {card['transitions']} transitions, "
+        f"return {card['return_mean']:.2f} ± {card['return_std']:.2f}, win rate {card['win_rate']:.2f}, "
+        f"mean length {card['mean_episode_length']:.1f}"
+    )
 
 
 def main() -> None:
-    """`python -m envs.smac_data --map 2s3z --dataset mixed`: generate (or find in the cache) a dataset, print its card."""
+    """`python -m envs.smac_data --map 2s3z --dataset mixed`: generate (or find in the cache) a dataset, print its
+    card."""
     import argparse
     import sys
 

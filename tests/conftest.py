@@ -24,8 +24,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The released files are never copied into the project: point INSPO_ALBERDICE_DIR at them.
-ALBERDICE_DIR = os.environ.get("INSPO_ALBERDICE_DIR", os.path.join(ROOT, "..", "shared", "data", "alberdice"))
+# AlberDICE's released files (github.com/dematsunaga/alberdice, folder buffer/) are never copied into the
+# project: point INSPO_ALBERDICE_DIR at that folder; the tests that need them are skipped otherwise.
+ALBERDICE_DIR = os.environ.get("INSPO_ALBERDICE_DIR", os.path.join(ROOT, "alberdice", "buffer"))
 
 
 def alberdice_path(*parts: str) -> str:
@@ -36,16 +37,18 @@ def alberdice_path(*parts: str) -> str:
 
 
 def write_buffer(path, state, obs, actions, reward, terminated, filled, n_actions):
-    """Write episodes in AlberDICE's PyMARL buffer layout (docs: ../shared/docs/BRIDGE.md §9)."""
+    """Write episodes in AlberDICE's PyMARL buffer layout (docs/bridge.md §9)."""
     os.makedirs(path, exist_ok=True)
     filled = np.asarray(filled, dtype=np.int64)[..., None]
     arrays = {
-        "state": np.asarray(state, np.float32), "obs": np.asarray(obs, np.float32),
+        "state": np.asarray(state, np.float32),
+        "obs": np.asarray(obs, np.float32),
         "actions": np.asarray(actions, np.int64)[..., None],
         "actions_onehot": np.eye(n_actions, dtype=np.float32)[np.clip(actions, 0, n_actions - 1)] * filled[..., None],
         "avail_actions": np.ones(np.shape(actions) + (n_actions,), np.int32) * filled[..., None].astype(np.int32),
         "reward": np.asarray(reward, np.float32)[..., None],
-        "terminated": np.asarray(terminated, np.uint8)[..., None], "filled": filled,
+        "terminated": np.asarray(terminated, np.uint8)[..., None],
+        "filled": filled,
     }
     for name, array in arrays.items():
         np.save(os.path.join(path, name + ".npy"), array)
@@ -56,8 +59,9 @@ def write_buffer(path, state, obs, actions, reward, terminated, filled, n_action
 
 def run_script(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run one of the top-level scripts as a user would."""
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def run_cli(script: str, argv: list[str], capsys, monkeypatch) -> tuple[int, str]:
@@ -110,8 +114,9 @@ def global_rngs_untouched():
     yield
     assert torch.equal(torch.get_rng_state(), before[0]), "torch's global RNG was reseeded or drawn from"
     state = np.random.get_state()
-    assert state[0] == before[1][0] and np.array_equal(state[1], before[1][1]) and state[2:] == before[1][2:], \
+    assert state[0] == before[1][0] and np.array_equal(state[1], before[1][1]) and state[2:] == before[1][2:], (
         "numpy's global RNG was reseeded or drawn from"
+    )
     assert random.getstate() == before[2], "Python's global RNG was reseeded or drawn from"
 
 
@@ -119,6 +124,7 @@ def global_rngs_untouched():
 def fake_wandb(monkeypatch) -> list[dict]:
     """A stand-in `wandb` module for --track: the keyword arguments of every wandb.init call."""
     import types
+
     calls: list[dict] = []
     monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=lambda **kwargs: calls.append(kwargs)))
     return calls
@@ -129,7 +135,11 @@ def assert_tracked(calls: list[dict], run_dir: str, project: str, entity: str) -
     assert len(calls) == 1, calls
     call = calls[0]
     assert (call["project"], call["entity"], call["name"], call["sync_tensorboard"]) == (
-        project, entity, os.path.basename(run_dir), True)
+        project,
+        entity,
+        os.path.basename(run_dir),
+        True,
+    )
     assert call["config"]["track"] is True and call["config"]["wandb_project_name"] == project
 
 
@@ -175,6 +185,7 @@ class LinearCritic:
 
     def __init__(self, weights):
         import torch
+
         self.w = torch.nn.Parameter(torch.as_tensor(weights, dtype=torch.float32))
 
     def __call__(self, state):
@@ -186,6 +197,7 @@ class FixedPolicy:
 
     def __init__(self, probs):
         import torch
+
         self.log_probs = torch.log(torch.tensor(probs))
 
     def __call__(self, obs, avail):
@@ -195,6 +207,7 @@ class FixedPolicy:
 def install_fake_smac(monkeypatch, starcraft2env) -> None:
     """For this test, `from smac.env import StarCraft2Env` (SMAC's source install) gives `starcraft2env`."""
     import types
+
     env_module = types.ModuleType("smac.env")
     env_module.StarCraft2Env = starcraft2env
     monkeypatch.setitem(sys.modules, "smac", types.ModuleType("smac"))

@@ -20,8 +20,15 @@ def buffer():
     avail[1, 2:] = 0  # padding
     terminated = np.zeros((n_ep, n_slots))
     terminated[0, 2] = terminated[1, 0] = 1
-    return {"state": state, "obs": obs, "actions": actions[..., None], "avail_actions": avail,
-            "reward": -t[..., None].astype(float), "terminated": terminated[..., None], "filled": filled[..., None]}
+    return {
+        "state": state,
+        "obs": obs,
+        "actions": actions[..., None],
+        "avail_actions": avail,
+        "reward": -t[..., None].astype(float),
+        "terminated": terminated[..., None],
+        "filled": filled[..., None],
+    }
 
 
 def test_transitions_pair_every_step_with_the_next_slot():

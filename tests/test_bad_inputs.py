@@ -34,8 +34,16 @@ def files(tmp_path_factory):
         terminated = np.zeros((4, t + 1))
         terminated[:, t - 1] = 1
         obs = np.tile([0.0, 1.0, 0.0, 1.0], (4, t + 1, 2, 1))
-        path = write_buffer(str(root / name), obs[:, :, 0], obs, actions, np.ones((4, t + 1)), terminated,
-                            edit.get("filled", filled), n_actions=2)
+        path = write_buffer(
+            str(root / name),
+            obs[:, :, 0],
+            obs,
+            actions,
+            np.ones((4, t + 1)),
+            terminated,
+            edit.get("filled", filled),
+            n_actions=2,
+        )
         return path
 
     f["xor_buffer_02_20"] = xor("buffer_02_20")  # AlberDICE's name of XOR dataset (a)
@@ -51,11 +59,25 @@ def files(tmp_path_factory):
 
     def bridge(name, **changes):
         n, slots = 3, 9
-        arrays = dict(state=np.zeros((n, slots, 8)), obs=np.zeros((n, slots, 2, 8)), actions=np.zeros((n, slots, 2), np.int64),
-                      reward=np.full((n, slots), -0.1), terminated=np.zeros((n, slots)), filled=np.ones((n, slots)))
+        arrays = dict(
+            state=np.zeros((n, slots, 8)),
+            obs=np.zeros((n, slots, 2, 8)),
+            actions=np.zeros((n, slots, 2), np.int64),
+            reward=np.full((n, slots), -0.1),
+            terminated=np.zeros((n, slots)),
+            filled=np.ones((n, slots)),
+        )
         arrays.update(changes)
-        return write_buffer(str(root / name), arrays["state"], arrays["obs"], arrays["actions"], arrays["reward"],
-                            arrays["terminated"], arrays["filled"], n_actions=5)
+        return write_buffer(
+            str(root / name),
+            arrays["state"],
+            arrays["obs"],
+            arrays["actions"],
+            arrays["reward"],
+            arrays["terminated"],
+            arrays["filled"],
+            n_actions=5,
+        )
 
     f["bridge_buffer_mix"] = bridge("buffer_mix")
     f["bridge_three_agents"] = bridge("bridge_three_agents", obs=np.zeros((3, 9, 3, 8)))
@@ -79,9 +101,12 @@ def files(tmp_path_factory):
     # SMAC: a small file in CFCQL's layout, then damaged copies
     from envs.smac import SMACBatch
     from envs.smac_data import H5Writer, map_sizes, rollout
+
     good = str(root / "2s3z_good.h5")
     writer = H5Writer(good, 6, map_sizes("2s3z"))
-    out = rollout(SMACBatch("2s3z", 6, seed=3, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest")
+    out = rollout(
+        SMACBatch("2s3z", 6, seed=3, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest"
+    )
     writer.write({k: v for k, v in out.items() if k not in ("won", "timeout", "length")})
     writer.close()
     f["smac_good"] = good
@@ -174,7 +199,11 @@ ROWS = [
     ("inspo_matrix.py", "--runs-dir {a_file}/sub", ["--runs-dir", "a_file/sub"]),
     ("inspo_matrix.py", "--track", ["--track", "pip install wandb"]),
     ("inspo_matrix.py", "--dataset b --dataset-dir {xor_buffer_02_20}", ["--dataset b", "buffer_02_20", "--dataset a"]),
-    ("inspo_matrix.py", "--dataset-dir {xor_unavailable}", ["xor_unavailable/actions.npy': episode 1 slot 0", "unavailable"]),
+    (
+        "inspo_matrix.py",
+        "--dataset-dir {xor_unavailable}",
+        ["xor_unavailable/actions.npy': episode 1 slot 0", "unavailable"],
+    ),
     ("inspo_matrix.py", "--dataset-dir {xor_empty}", ["xor_empty", "no transition"]),
     ("inspo_matrix.py", "--dataset-dir {xor_gap}", ["filled.npy", "episode 2"]),
     # inspo_bridge.py
@@ -199,8 +228,11 @@ ROWS = [
     ("inspo_bridge.py", "--dataset-dir {bridge_features}", ["8 features"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_empty}", ["bridge_empty", "no transition"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_filled_2}", ["filled.npy", "other than 0 and 1"]),
-    ("inspo_bridge.py", "--dataset-dir {bridge_unavailable}", ["bridge_unavailable/actions.npy': episode 0 slot 2", "agent 1",
-                                                             "unavailable"]),
+    (
+        "inspo_bridge.py",
+        "--dataset-dir {bridge_unavailable}",
+        ["bridge_unavailable/actions.npy': episode 0 slot 2", "agent 1", "unavailable"],
+    ),
     ("inspo_bridge.py", "--dataset-dir {bridge_no_terminated}", ["has no terminated.npy"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_float_actions}", ["actions.npy", "dtype float32"]),
     ("inspo_bridge.py", "--dataset-dir {bridge_three_agents}", ["obs.npy", "(3, 9, 3, 8)", "2 agents, 5 actions"]),
@@ -240,7 +272,9 @@ ROWS = [
 
 
 @pytest.mark.parametrize("script, flags, fragments", ROWS, ids=[f"{s[6:-3]}: {f}" for s, f, _ in ROWS])
-def test_bad_input_is_one_error_line_exit_2_and_nothing_lost(files, tmp_path, capsys, monkeypatch, script, flags, fragments):
+def test_bad_input_is_one_error_line_exit_2_and_nothing_lost(
+    files, tmp_path, capsys, monkeypatch, script, flags, fragments
+):
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "earlier_run").mkdir()
@@ -270,6 +304,7 @@ def test_the_table_is_at_least_sixty_rows():
 # --- the envs API: every public entry point rejects bad arguments with InputError ------------
 def _smac_batch(**kwargs):
     from envs.smac import SMACBatch
+
     return SMACBatch(**{"map_name": "2s3z", "n_battles": 2, **kwargs})
 
 
@@ -281,6 +316,7 @@ def _reset_batch():
 
 def _sc2_env(**kwargs):
     from envs.smac import StarCraft2Env
+
     env = StarCraft2Env("2s3z", **kwargs)
     env.reset()
     return env
@@ -289,16 +325,20 @@ def _sc2_env(**kwargs):
 def _parallel(kind):
     if kind == "smac":
         from envs.smac import SMACParallelEnv
+
         return SMACParallelEnv("2s3z")
     if kind == "bridge":
         from envs.bridge import BridgeEnv
+
         return BridgeEnv()
     from envs.matrix import MatrixGameEnv
+
     return MatrixGameEnv("xor")
 
 
 def _envs(module: str):
     import importlib
+
     return importlib.import_module("envs" if module == "__init__" else f"envs.{module}")
 
 
@@ -327,10 +367,18 @@ ENV_ROWS = [
     ("StarCraft2Env agent 1.0", lambda: _sc2_env().get_obs_agent(1.0), "agent_id=1.0"),
     ("StarCraft2Env float actions", lambda: _sc2_env().step([1.5] * 5), "not accepted"),
     ("StarCraft2Env too few actions", lambda: _sc2_env().step([1] * 4), "not accepted"),
-    ("StarCraft2Env step before reset", lambda: __import__("envs.smac").smac.StarCraft2Env("2s3z").step([1] * 5), "reset"),
+    (
+        "StarCraft2Env step before reset",
+        lambda: __import__("envs.smac").smac.StarCraft2Env("2s3z").step([1] * 5),
+        "reset",
+    ),
     ("SMACParallelEnv step before reset", lambda: _parallel("smac").step({}), "reset"),
     ("SMACParallelEnv missing agent", lambda: _reset("smac").step({"agent_0": 1}), "not accepted"),
-    ("SMACParallelEnv bad unavailable mode", lambda: __import__("envs.smac").smac.SMACParallelEnv("2s3z", unavailable="skip"), "skip"),
+    (
+        "SMACParallelEnv bad unavailable mode",
+        lambda: __import__("envs.smac").smac.SMACParallelEnv("2s3z", unavailable="skip"),
+        "skip",
+    ),
     ("make_env unknown back end", lambda: __import__("envs.smac").smac.make_env("2s3z", "gpu"), "gpu"),
     ("MatrixGameEnv unknown game", lambda: __import__("envs.matrix").matrix.MatrixGameEnv("chess"), "chess"),
     ("MatrixGameEnv step before reset", lambda: _parallel("matrix").step({"agent_0": 0, "agent_1": 0}), "reset"),
@@ -342,20 +390,51 @@ ENV_ROWS = [
     ("BridgeCore batch 0", lambda: __import__("envs.bridge").bridge.BridgeCore(0), "batch=0"),
     ("BridgeEnv list of actions", lambda: _reset("bridge").step([0, 0]), "needs a dict of one action for each of"),
     ("SMACBatch ragged actions", lambda: _reset_batch().step([[0, 1], [2]]), "could not be read as an array"),
-    ("StarCraft2Env actions not a sequence", lambda: _sc2_env().step(5), "actions 5 are not accepted; accepted: 5 integers"),
-    ("Bridge dataset unknown", lambda: _envs("bridge").load_or_make("expert", 0, "/nonexistent"), "'expert'; accepted: optimal, mixed"),
-    ("Bridge cache not a directory", lambda: _envs("bridge").load_or_make("optimal", 0, "/dev/null/cache"),
-     "--cache-dir '/dev/null/cache' cannot be written"),
-    ("matrix 0 plays", lambda: _envs("matrix").make_dataset("xor", "a", 0, num_plays=0), "num_plays must be positive, got 0"),
-    ("SMAC agent checkpoint missing", lambda: _envs("smac_data").load_agent("/nonexistent/a.pt", "2s3z"),
-     "agent checkpoint '/nonexistent/a.pt' does not exist"),
-    ("SMAC policies missing", lambda: _envs("smac_data").policy_manifest("2s3z", "/nonexistent"),
-     "no behaviour policies for 2s3z in '/nonexistent/2s3z'"),
-    ("SMAC dataset seed -1", lambda: _envs("smac_data").load_or_make("2s3z", "medium", -1), "dataset seed -1 is not accepted"),
-    ("SMAC dataset 0 episodes", lambda: _envs("smac_data").load_or_make("2s3z", "medium", 0, episodes=0),
-     "episodes=0 is not accepted; accepted: an integer >= 1"),
-    ("runs dir not a directory", lambda: _envs("__init__").new_run_dir("/dev/null/runs", "x"),
-     "--runs-dir '/dev/null/runs' cannot be written"),
+    (
+        "StarCraft2Env actions not a sequence",
+        lambda: _sc2_env().step(5),
+        "actions 5 are not accepted; accepted: 5 integers",
+    ),
+    (
+        "Bridge dataset unknown",
+        lambda: _envs("bridge").load_or_make("expert", 0, "/nonexistent"),
+        "'expert'; accepted: optimal, mixed",
+    ),
+    (
+        "Bridge cache not a directory",
+        lambda: _envs("bridge").load_or_make("optimal", 0, "/dev/null/cache"),
+        "--cache-dir '/dev/null/cache' cannot be written",
+    ),
+    (
+        "matrix 0 plays",
+        lambda: _envs("matrix").make_dataset("xor", "a", 0, num_plays=0),
+        "num_plays must be positive, got 0",
+    ),
+    (
+        "SMAC agent checkpoint missing",
+        lambda: _envs("smac_data").load_agent("/nonexistent/a.pt", "2s3z"),
+        "agent checkpoint '/nonexistent/a.pt' does not exist",
+    ),
+    (
+        "SMAC policies missing",
+        lambda: _envs("smac_data").policy_manifest("2s3z", "/nonexistent"),
+        "no behaviour policies for 2s3z in '/nonexistent/2s3z'",
+    ),
+    (
+        "SMAC dataset seed -1",
+        lambda: _envs("smac_data").load_or_make("2s3z", "medium", -1),
+        "dataset seed -1 is not accepted",
+    ),
+    (
+        "SMAC dataset 0 episodes",
+        lambda: _envs("smac_data").load_or_make("2s3z", "medium", 0, episodes=0),
+        "episodes=0 is not accepted; accepted: an integer >= 1",
+    ),
+    (
+        "runs dir not a directory",
+        lambda: _envs("__init__").new_run_dir("/dev/null/runs", "x"),
+        "--runs-dir '/dev/null/runs' cannot be written",
+    ),
 ]
 
 
@@ -368,6 +447,7 @@ def test_envs_api_rejects_bad_arguments(call, fragment):
 
 def test_two_runs_of_the_same_name_get_directories_of_their_own(tmp_path):
     from envs import new_run_dir
+
     first = new_run_dir(str(tmp_path), "run__0__1796000000")
     (tmp_path / first[0] / "summary.json").write_text("{}")
     second = new_run_dir(str(tmp_path), "run__0__1796000000")
@@ -382,18 +462,51 @@ def test_two_runs_of_the_same_name_get_directories_of_their_own(tmp_path):
 # --- every flag's domain, at its edges --------------------------------------------------
 # The accepted interval of each real flag (as its error line prints it) and the upper limit of each
 # integer flag (the lower is 1), per script: check_args must accept exactly these.
-REAL_DOMAINS = {"learning_rate": "(0, ∞)", "alpha_lr": "(0, ∞)", "gamma": "[0, 1]", "tau": "(0, 1]", "alpha": "[0, ∞)",
-                "target_kl": "[0, ∞)", "beta_0": "[0, ∞)", "beta_decay": "[0, 1]", "cql_alpha": "[0, ∞)",
-                "weight_clip": "(0, ∞)"}
-COMMON_COUNTS = {"num_updates": 10**9, "bc_updates": 10**9, "batch_size": 2**20, "hidden_dim": 8192, "eval_interval": 10**9}
+REAL_DOMAINS = {
+    "learning_rate": "(0, ∞)",
+    "alpha_lr": "(0, ∞)",
+    "gamma": "[0, 1]",
+    "tau": "(0, 1]",
+    "alpha": "[0, ∞)",
+    "target_kl": "[0, ∞)",
+    "beta_0": "[0, ∞)",
+    "beta_decay": "[0, 1]",
+    "cql_alpha": "[0, ∞)",
+    "weight_clip": "(0, ∞)",
+}
+COMMON_COUNTS = {
+    "num_updates": 10**9,
+    "bc_updates": 10**9,
+    "batch_size": 2**20,
+    "hidden_dim": 8192,
+    "eval_interval": 10**9,
+}
 COUNT_LIMITS = {
-    "inspo_matrix": {**COMMON_COUNTS, "pool_factor": 1024, "eval_episodes": 10**6, "final_eval_episodes": 10**6,
-                     "num_plays": 10**8},
-    "inspo_bridge": {**COMMON_COUNTS, "pool_factor": 1024, "eval_episodes": 10**6, "final_eval_episodes": 10**6,
-                     "checkpoint_interval": 10**9},
-    "inspo_smac": {**COMMON_COUNTS, "batch_episodes": 4096, "rnn_hidden": 4096, "eval_episodes": 10**5,
-                   "final_eval_episodes": 10**5, "checkpoint_interval": 10**9, "dataset_episodes": 10**6,
-                   "log_interval": 10**9, "critic_probe_episodes": 10**5},
+    "inspo_matrix": {
+        **COMMON_COUNTS,
+        "pool_factor": 1024,
+        "eval_episodes": 10**6,
+        "final_eval_episodes": 10**6,
+        "num_plays": 10**8,
+    },
+    "inspo_bridge": {
+        **COMMON_COUNTS,
+        "pool_factor": 1024,
+        "eval_episodes": 10**6,
+        "final_eval_episodes": 10**6,
+        "checkpoint_interval": 10**9,
+    },
+    "inspo_smac": {
+        **COMMON_COUNTS,
+        "batch_episodes": 4096,
+        "rnn_hidden": 4096,
+        "eval_episodes": 10**5,
+        "final_eval_episodes": 10**5,
+        "checkpoint_interval": 10**9,
+        "dataset_episodes": 10**6,
+        "log_interval": 10**9,
+        "critic_probe_episodes": 10**5,
+    },
 }
 SCRIPT_REAL_DOMAINS = {"inspo_smac": {"td_lambda": "[0, 1]"}}
 
@@ -401,7 +514,12 @@ SCRIPT_REAL_DOMAINS = {"inspo_smac": {"td_lambda": "[0, 1]"}}
 def edge_probes(domain: str) -> list[tuple[float, bool]]:
     """(value, accepted) just inside and just outside each end of an interval such as "(0, 1]"."""
     low, high = domain[1:-1].split(", ")
-    probes = [(float(low), domain[0] == "["), (float(low) - 1e-9, False), (float(low) + 1e-9, True), (float("nan"), False)]
+    probes = [
+        (float(low), domain[0] == "["),
+        (float(low) - 1e-9, False),
+        (float(low) + 1e-9, True),
+        (float("nan"), False),
+    ]
     if high == "∞":
         return probes + [(1e300, True), (float("inf"), False)]
     return probes + [(float(high), domain[-1] == "]"), (float(high) + 1e-9, False), (float(high) - 1e-9, True)]
@@ -410,13 +528,18 @@ def edge_probes(domain: str) -> list[tuple[float, bool]]:
 @pytest.mark.parametrize("script", list(COUNT_LIMITS))
 def test_check_args_accepts_exactly_each_flags_domain(script, tmp_path):
     import importlib
+
     module = importlib.import_module(script)
-    base = dict(runs_dir=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache")) if script != "inspo_matrix" else \
-        dict(runs_dir=str(tmp_path / "runs"))
+    base = (
+        dict(runs_dir=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache"))
+        if script != "inspo_matrix"
+        else dict(runs_dir=str(tmp_path / "runs"))
+    )
 
     def accepted(**flag) -> tuple[bool, str]:
         try:
-            module.check_args(module.Args(**{**base, "alpha": 0.1, "beta_0": 1.0, **flag}))  # α + β_0 > 0 whichever is probed
+            # α + β_0 > 0 whichever is probed
+            module.check_args(module.Args(**{**base, "alpha": 0.1, "beta_0": 1.0, **flag}))
             return True, ""
         except InputError as error:
             return False, str(error)
@@ -434,11 +557,16 @@ def test_check_args_accepts_exactly_each_flags_domain(script, tmp_path):
     for name in ("seed", "dataset_seed"):
         for value, expected in ((0, True), (2**32 - 1, True), (-1, False), (2**32, False), (1.0, False)):
             ok, message = accepted(**{name: value})
-            assert ok == expected and (ok or message.endswith("accepted: an integer in [0, 2**32)")), (name, value, message)
+            assert ok == expected and (ok or message.endswith("accepted: an integer in [0, 2**32)")), (
+                name,
+                value,
+                message,
+            )
 
 
 def test_check_number_closes_or_opens_each_end_as_asked():
     from envs import check_number
+
     for low_open, high_open in ((False, False), (True, False), (False, True), (True, True)):
         for value, inside in ((0, not low_open), (1, not high_open), (0.5, True), (-0.1, False), (1.1, False)):
             try:

@@ -1,4 +1,4 @@
-"""Bridge: the rules of ../shared/docs/BRIDGE.md, the datasets, the script and its CLI."""
+"""Bridge: the rules of docs/bridge.md, the datasets, the script and its CLI."""
 
 import os
 import tempfile
@@ -10,12 +10,31 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test, state_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 import inspo_bridge
-from conftest import (alberdice_path, assert_hyperparameters, assert_one_line_error, assert_summary_file, assert_tracked,
-                      global_rngs_untouched, record_calls, run_script, steps, tensorboard_scalars)
+from conftest import (
+    alberdice_path,
+    assert_hyperparameters,
+    assert_one_line_error,
+    assert_summary_file,
+    assert_tracked,
+    global_rngs_untouched,
+    record_calls,
+    run_script,
+    steps,
+    tensorboard_scalars,
+)
 from envs import InputError
 from envs.alberdice import load_buffer
-from envs.bridge import (OPTIMUM, TRAIN_HORIZON, BridgeCore, BridgeEnv, collect, format_card, load_or_make, resolve_moves,
-                         transitions)
+from envs.bridge import (
+    OPTIMUM,
+    TRAIN_HORIZON,
+    BridgeCore,
+    BridgeEnv,
+    collect,
+    format_card,
+    load_or_make,
+    resolve_moves,
+    transitions,
+)
 
 STAY, UP, DOWN, RIGHT, LEFT = range(5)
 
@@ -57,8 +76,14 @@ def test_reward_termination_and_horizon():
 def test_handcrafted_trajectories_have_the_six_returns_of_section_7():
     data = collect("optimal", 120, np.random.default_rng(0))
     returns = data["reward"][:, :, 0].sum(1)
-    table = {(RIGHT, UP): -1.235453, (RIGHT, DOWN): -1.259065, (RIGHT, RIGHT): -1.290404,
-             (LEFT, DOWN): -1.235453, (LEFT, UP): -1.259065, (LEFT, LEFT): -1.290404}
+    table = {
+        (RIGHT, UP): -1.235453,
+        (RIGHT, DOWN): -1.259065,
+        (RIGHT, RIGHT): -1.290404,
+        (LEFT, DOWN): -1.235453,
+        (LEFT, UP): -1.259065,
+        (LEFT, LEFT): -1.290404,
+    }
     seen = set()
     for e in range(len(returns)):
         mode = data["actions"][e, 0, 0, 0]
@@ -71,7 +96,7 @@ def test_handcrafted_trajectories_have_the_six_returns_of_section_7():
 
 
 def test_replay_every_released_transition():
-    """BRIDGE.md: an exact implementation reproduces all 32,885 released transitions."""
+    """docs/bridge.md: an exact implementation reproduces all 32,885 released transitions."""
     total = mismatches = 0
     for name in ("buffer_optimal", "buffer_mix"):
         arrays = load_buffer(alberdice_path("bridge_from_start", name), n_agents=2, n_actions=5)
@@ -116,7 +141,7 @@ def cache(tmp_path_factory):
 def test_generated_optimal_matches_the_released_statistics(cache, capsys):
     arrays, card = load_or_make("optimal", 0, cache)
     assert card["episodes"] == 500 and card["transitions"] == 4000
-    assert card["how"] == "generated: 500 episodes of the handcrafted optimal policy (BRIDGE.md §7)"
+    assert card["how"] == "generated: 500 episodes of the handcrafted optimal policy (docs/bridge.md §7)"
     assert card["return_mean"] == pytest.approx(-1.262, abs=0.003)  # §9: −1.2620 ± 0.0227 over 500 episodes
     first = arrays["actions"][:, 0, :, 0].tolist()
     assert set(map(tuple, first)) == {(LEFT, LEFT), (RIGHT, RIGHT)}  # correlated modes, never (left,right)
@@ -132,7 +157,9 @@ def test_generated_mixed_is_random_then_optimal(cache):
     arrays, card = load_or_make("mixed", 0, cache)
     optimal, _ = load_or_make("optimal", 0, cache)
     returns = arrays["reward"][:, :, 0].sum(1)
-    assert card["episodes"] == 1000 and card["how"] == "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)"
+    assert (
+        card["episodes"] == 1000 and card["how"] == "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)"
+    )
     assert returns[:500].mean() == pytest.approx(-17.667, abs=0.6)  # §8: std 3.894 over 500 episodes
     assert returns[500:].mean() == pytest.approx(-1.262, abs=0.003)
     actions = arrays["actions"][:500, :50, :, 0][arrays["filled"][:500, :50, 0] == 1]
@@ -153,7 +180,8 @@ def test_corrupt_cache_is_rebuilt(cache, capsys):
     rebuilt, card2 = load_or_make("optimal", 0, cache)
     assert "corrupt" in capsys.readouterr().out
     assert card2["sha256"] == card["sha256"] and np.array_equal(rebuilt["reward"], arrays["reward"])
-    np.save(os.path.join(cache, "bridge_optimal_seed0", "reward.npy"), arrays["reward"] + 1.0)  # readable, but not what was made
+    # readable, but not what was made
+    np.save(os.path.join(cache, "bridge_optimal_seed0", "reward.npy"), arrays["reward"] + 1.0)
     rebuilt, _ = load_or_make("optimal", 0, cache)
     assert "checksum mismatch" in capsys.readouterr().out and np.array_equal(rebuilt["reward"], arrays["reward"])
 
@@ -183,8 +211,17 @@ def test_a_dataset_is_built_inside_the_cache_directory(tmp_path, monkeypatch):
 
 
 def bridge_args(tmp_path, cache, **kwargs):
-    base = dict(dataset="optimal", cache_dir=cache, runs_dir=str(tmp_path), progress=False, num_updates=300,
-                bc_updates=300, eval_interval=100, eval_episodes=32, final_eval_episodes=64)
+    base = dict(
+        dataset="optimal",
+        cache_dir=cache,
+        runs_dir=str(tmp_path),
+        progress=False,
+        num_updates=300,
+        bc_updates=300,
+        eval_interval=100,
+        eval_episodes=32,
+        final_eval_episodes=64,
+    )
     return inspo_bridge.Args(**{**base, **kwargs})
 
 
@@ -196,25 +233,58 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb
     modes at the end; their numbers are what the history, TensorBoard and the summary report."""
     evaluations = record_calls(monkeypatch, inspo_bridge, "evaluate")  # (policies, episodes, greedy, generator, device)
     with global_rngs_untouched():  # every draw from the run's own generators
-        summary = inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=6, bc_updates=6, eval_interval=3,
-                                                eval_episodes=4, final_eval_episodes=8, checkpoint_interval=3,
-                                                autotune_alpha=True, alpha_lr=0.1, track=True, wandb_project_name="p",
-                                                wandb_entity="e", progress=True))
+        summary = inspo_bridge.main(
+            bridge_args(
+                tmp_path,
+                cache,
+                num_updates=6,
+                bc_updates=6,
+                eval_interval=3,
+                eval_episodes=4,
+                final_eval_episodes=8,
+                checkpoint_interval=3,
+                autotune_alpha=True,
+                alpha_lr=0.1,
+                track=True,
+                wandb_project_name="p",
+                wandb_entity="e",
+                progress=True,
+            )
+        )
     made = list(evaluations)  # the run's own (the greedy checks below evaluate again)
-    printed, progress = capsys.readouterr()  # the dataset it trained on, then the result a user reads; the bar on stderr
+    # the dataset it trained on, then the result a user reads; the bar on stderr
+    printed, progress = capsys.readouterr()
     run_dir = os.path.join(tmp_path, os.listdir(tmp_path)[0])
     assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "6/6 [" in progress
     printed = printed.splitlines()
     assert printed[0] == format_card(summary["card"]) and printed[-1] == f"summary: {run_dir}/summary.json"
-    assert printed[-2] == (f"bridge optimal ({summary['source']}): return {summary['final_return']:.4f} (stochastic, 8 episodes; "
-                           f"greedy {summary['final_return_greedy']:.4f}, stochastic {summary['final_return_stochastic']:.4f}; "
-                           f"best {summary['best_return']:.4f}), BC {summary['bc_return']:.4f}, optimum {summary['optimum']}, "
-                           f"{summary['wall_time_s']:.1f} s")
+    assert printed[-2] == (
+        f"bridge optimal ({summary['source']}): return {summary['final_return']:.4f} (stochastic, 8 episodes; "
+        f"greedy {summary['final_return_greedy']:.4f}, stochastic {summary['final_return_stochastic']:.4f}; "
+        f"best {summary['best_return']:.4f}), BC {summary['bc_return']:.4f}, optimum {summary['optimum']}, "
+        f"{summary['wall_time_s']:.1f} s"
+    )
     assert_tracked(fake_wandb, os.path.join(tmp_path, os.listdir(tmp_path)[0]), "p", "e")
     assert [h[0] for h in summary["history"]] == [3, 6] and summary["num_updates"] == 6
-    assert set(summary) == {"dataset", "source", "card", "eval_greedy", "final_return", "final_return_greedy",
-                            "final_return_stochastic", "best_return", "bc_return", "bc_return_greedy", "bc_return_stochastic",
-                            "optimum", "history", "wall_time_s", "num_updates", "args"}  # none renamed or lost
+    # none renamed or lost
+    assert set(summary) == {
+        "dataset",
+        "source",
+        "card",
+        "eval_greedy",
+        "final_return",
+        "final_return_greedy",
+        "final_return_stochastic",
+        "best_return",
+        "bc_return",
+        "bc_return_greedy",
+        "bc_return_stochastic",
+        "optimum",
+        "history",
+        "wall_time_s",
+        "num_updates",
+        "args",
+    }
     assert summary["best_return"] == max(h[1] for h in summary["history"])
     state = torch.load(os.path.join(tmp_path, os.listdir(tmp_path)[0], "checkpoint.pt"), weights_only=False)
     assert state["alpha"] != 0.1  # α = exp(log α) after 6 Adam steps of lr 0.1
@@ -229,15 +299,30 @@ def test_tiny_run_evaluates_on_schedule_and_greedily(tmp_path, cache, fake_wandb
         assert steps(scalars[tag]) == [3, 6], tag
     assert steps(scalars["losses/bc_loss"]) == [0]
     assert scalars["eval/final_return"] == [(6, pytest.approx(summary["final_return"]))]
-    assert_hyperparameters(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)  # the arguments' table (CleanRL's text card)
+    # the arguments' table (CleanRL's text card)
+    assert_hyperparameters(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)
     assert_summary_file(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)
-    assert [call[1:3] for call, _ in made] == [(8, False), (4, False), (4, False), (8, True), (8, False), (8, True), (8, False)]
+    assert [call[1:3] for call, _ in made] == [
+        (8, False),
+        (4, False),
+        (4, False),
+        (8, True),
+        (8, False),
+        (8, True),
+        (8, False),
+    ]
     results = [result for _, result in made]
     assert [h[1] for h in summary["history"]] == results[1:3] == pytest.approx([v for _, v in scalars["eval/return"]])
-    assert summary["bc_return"] == results[0] and [summary[k] for k in ("final_return_greedy", "final_return_stochastic",
-                                                   "bc_return_greedy", "bc_return_stochastic")] == results[3:]
+    assert (
+        summary["bc_return"] == results[0]
+        and [
+            summary[k]
+            for k in ("final_return_greedy", "final_return_stochastic", "bc_return_greedy", "bc_return_stochastic")
+        ]
+        == results[3:]
+    )
     args = inspo_bridge.Args()
-    assert [v for _, v in scalars["charts/beta"]] == pytest.approx([args.beta_0 * args.beta_decay ** k for k in (3, 6)])
+    assert [v for _, v in scalars["charts/beta"]] == pytest.approx([args.beta_0 * args.beta_decay**k for k in (3, 6)])
     assert 0 < summary["history"][0][2] < summary["history"][1][2] <= summary["wall_time_s"] < 600
 
 
@@ -253,23 +338,34 @@ def test_short_training_beats_uniform_random(tmp_path, cache):
 
 @pytest.mark.slow
 def test_resume_continues_exactly(tmp_path, cache):
-    straight = inspo_bridge.main(bridge_args(tmp_path / "a", cache, num_updates=40, checkpoint_interval=20,
-                                             eval_interval=20, bc_updates=20))
-    first = inspo_bridge.main(bridge_args(tmp_path / "b", cache, num_updates=20, checkpoint_interval=20,
-                                          eval_interval=20, bc_updates=20))
+    straight = inspo_bridge.main(
+        bridge_args(tmp_path / "a", cache, num_updates=40, checkpoint_interval=20, eval_interval=20, bc_updates=20)
+    )
+    first = inspo_bridge.main(
+        bridge_args(tmp_path / "b", cache, num_updates=20, checkpoint_interval=20, eval_interval=20, bc_updates=20)
+    )
     run_dir = os.path.join(str(tmp_path / "b"), os.listdir(tmp_path / "b")[0])
     state = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)
     state["elapsed_s"] += 1e6  # the clock goes on from the checkpoint's: the first sitting counts (wall_time_s)
     torch.save(state, os.path.join(run_dir, "checkpoint.pt"))
-    resumed = inspo_bridge.main(bridge_args(tmp_path / "b", cache, num_updates=40, checkpoint_interval=20, eval_interval=20,
-                                            bc_updates=20, resume=os.path.join(run_dir, "checkpoint.pt")))
+    resumed = inspo_bridge.main(
+        bridge_args(
+            tmp_path / "b",
+            cache,
+            num_updates=40,
+            checkpoint_interval=20,
+            eval_interval=20,
+            bc_updates=20,
+            resume=os.path.join(run_dir, "checkpoint.pt"),
+        )
+    )
     a = torch.load(os.path.join(tmp_path / "a", os.listdir(tmp_path / "a")[0], "checkpoint.pt"), weights_only=False)
     b = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)
     for pa, pb in zip(a["policies"], b["policies"]):
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert [h[1] for h in resumed["history"]] == [h[1] for h in straight["history"]]
     assert resumed["final_return_stochastic"] == straight["final_return_stochastic"] and first["num_updates"] == 20
-    assert min(h[2] for h in resumed["history"][len(first["history"]):]) > 1e6 and resumed["wall_time_s"] > 1e6
+    assert min(h[2] for h in resumed["history"][len(first["history"]) :]) > 1e6 and resumed["wall_time_s"] > 1e6
 
 
 # --- bad input -------------------------------------------------------------------------
@@ -278,29 +374,63 @@ def test_cli_resume_from_a_different_configuration(tmp_path, cache):
     inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5))
     checkpoint = os.path.join(str(tmp_path), os.listdir(tmp_path)[0], "checkpoint.pt")
     before = os.path.getmtime(checkpoint)
-    result = run_script("inspo_bridge.py", "--dataset", "optimal", "--cache-dir", cache, "--bc-updates", "5", "--alpha", "0.5",
-                        "--resume", checkpoint, "--runs-dir", str(tmp_path))
+    result = run_script(
+        "inspo_bridge.py",
+        "--dataset",
+        "optimal",
+        "--cache-dir",
+        cache,
+        "--bc-updates",
+        "5",
+        "--alpha",
+        "0.5",
+        "--resume",
+        checkpoint,
+        "--runs-dir",
+        str(tmp_path),
+    )
     assert_one_line_error(result, "--alpha 0.1", "0.5")
     assert os.path.getmtime(checkpoint) == before  # nothing already written is lost
     summary = os.path.join(os.path.dirname(checkpoint), "summary.json")
     written = open(summary).read()
     with pytest.raises(InputError, match="adds nothing"):  # a resume that would change nothing says so
-        inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5, resume=checkpoint))
+        inspo_bridge.main(
+            bridge_args(tmp_path, cache, num_updates=5, bc_updates=5, checkpoint_interval=5, resume=checkpoint)
+        )
     assert open(summary).read() == written and os.path.getmtime(checkpoint) == before
     state = torch.load(checkpoint, weights_only=False)  # written on a GPU: its generators' states fit only a GPU
     assert set(state) == set(inspo_bridge.CHECKPOINT_KEYS)
     state["device"] = "cuda"
     torch.save(state, checkpoint)
     before = os.path.getmtime(checkpoint)
-    with pytest.raises(InputError, match="was written on cuda, this run is on cpu; accepted: the checkpoint's device \\(--cuda\\)"):
-        inspo_bridge.main(bridge_args(tmp_path, cache, num_updates=10, bc_updates=5, checkpoint_interval=5, resume=checkpoint))
+    with pytest.raises(
+        InputError, match="was written on cuda, this run is on cpu; accepted: the checkpoint's device \\(--cuda\\)"
+    ):
+        inspo_bridge.main(
+            bridge_args(tmp_path, cache, num_updates=10, bc_updates=5, checkpoint_interval=5, resume=checkpoint)
+        )
     assert os.path.getmtime(checkpoint) == before
     del state["elapsed_s"]  # a checkpoint that lacks a key is one error line, not a KeyError from the loop
     state["device"] = "cpu"
     torch.save(state, checkpoint)
     before = os.path.getmtime(checkpoint)
-    result = run_script("inspo_bridge.py", "--dataset", "optimal", "--cache-dir", cache, "--bc-updates", "5", "--num-updates", "10",
-                        "--checkpoint-interval", "5", "--resume", checkpoint, "--runs-dir", str(tmp_path))
+    result = run_script(
+        "inspo_bridge.py",
+        "--dataset",
+        "optimal",
+        "--cache-dir",
+        cache,
+        "--bc-updates",
+        "5",
+        "--num-updates",
+        "10",
+        "--checkpoint-interval",
+        "5",
+        "--resume",
+        checkpoint,
+        "--runs-dir",
+        str(tmp_path),
+    )
     assert_one_line_error(result, "lacks elapsed_s", "accepted: a checkpoint.pt this script wrote")
     assert os.path.getmtime(checkpoint) == before
 

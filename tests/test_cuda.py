@@ -7,15 +7,16 @@ import os
 import numpy as np
 import pytest
 import torch
+from test_bridge import bridge_args
+from test_matrix import QRE_RUN, qre_residual
+from test_matrix import run as run_matrix
+from test_smac_data import qmix_snapshots_straight_and_resumed
+from test_smac_inspo import scripted_file, tiny_args  # noqa: F401  (a fixture)
 
 import inspo_bridge
 import inspo_smac
 from envs import InputError
 from envs.smac_data import POLICY_DIR, load_agent, load_h5, load_or_make
-from test_bridge import bridge_args
-from test_matrix import QRE_RUN, qre_residual, run as run_matrix
-from test_smac_data import qmix_snapshots_straight_and_resumed
-from test_smac_inspo import scripted_file, tiny_args  # noqa: F401  (a fixture)
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -48,11 +49,13 @@ def test_bridge_learns_and_resumes_exactly_on_the_gpu(tmp_path):
     resumed = inspo_bridge.main(bridge_args(tmp_path / "b", cache, num_updates=40, resume=checkpoint, **short))
     assert [h[1] for h in resumed["history"]] == [h[1] for h in straight["history"]]
     with pytest.raises(InputError, match="was written on cuda, this run is on cpu"):
-        inspo_bridge.main(bridge_args(tmp_path / "b", cache, num_updates=60, resume=checkpoint, **{**short, "cuda": False}))
+        inspo_bridge.main(
+            bridge_args(tmp_path / "b", cache, num_updates=60, resume=checkpoint, **{**short, "cuda": False})
+        )
 
 
 @gpu
-def test_smac_runs_and_resumes_exactly_on_the_gpu(tmp_path, scripted_file):
+def test_smac_runs_and_resumes_exactly_on_the_gpu(tmp_path, scripted_file):  # noqa: F811  (the fixture)
     straight = inspo_smac.main(tiny_args(tmp_path / "a", scripted_file, cuda=True))
     assert np.isfinite(straight["final_return"]) and 0 <= straight["final_win_rate"] <= 1
     inspo_smac.main(tiny_args(tmp_path / "b", scripted_file, num_updates=3, cuda=True))
@@ -91,7 +94,10 @@ def test_the_behaviour_agent_computes_the_cpus_q_values_on_the_gpu(tmp_path):
     diff, scale = (cpu - gpu_q)[finite].abs().max().item(), cpu[finite].abs().max().item()
     top = cpu.topk(2, -1).values
     clear = (top[..., 0] - top[..., 1]) > 10 * diff
-    print(f"max |Q_cpu - Q_gpu| {diff:.2e} (max |Q| {scale:.2f}); greedy actions compared at {clear.float().mean():.3f} of steps")
+    print(
+        f"max |Q_cpu - Q_gpu| {diff:.2e} (max |Q| {scale:.2f}); greedy actions compared at {clear.float().mean():.3f} "
+        "of steps"
+    )
     assert diff <= 0.02 * scale  # a wrong input or hidden state is off by the order of |Q|; TF32 rounding is not
     assert torch.equal(cpu.argmax(-1)[clear], gpu_q.argmax(-1)[clear])
     assert torch.equal(cpu.argmax(-1), actions[filled])  # the dataset is the CPU's greedy play

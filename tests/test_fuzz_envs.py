@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from envs import InputError
-from envs.bridge import BridgeEnv, N_ACTIONS as BRIDGE_ACTIONS
+from envs.bridge import N_ACTIONS as BRIDGE_ACTIONS
+from envs.bridge import BridgeEnv
 from envs.matrix import PAYOFFS, MatrixGameEnv
 from envs.smac import MAPS, SMACBatch, SMACParallelEnv
 
@@ -41,7 +42,7 @@ def test_smac_random_valid_play_keeps_the_invariants(map_name, seed, n_battles, 
     obs, state, avail = battles.reset()
     running = np.ones(n_battles, bool)
     for t in range(battles.episode_limit + 1):
-        alive = battles.alive[:, :battles.n_agents]
+        alive = battles.alive[:, : battles.n_agents]
         # masks: the dead have the no-op only; the living never have it, and always have stop
         assert (avail[~alive] == np.eye(battles.n_actions, dtype=avail.dtype)[0]).all()
         assert (avail[alive][:, 0] == 0).all() and (avail[alive][:, 1] == 1).all()
@@ -56,16 +57,27 @@ def test_smac_random_valid_play_keeps_the_invariants(map_name, seed, n_battles, 
     assert not running.any() and t <= battles.episode_limit  # every battle ended by the limit
 
 
-@given(actions=st.one_of(
-    st.tuples(hnp.arrays(np.int64, hnp.array_shapes(max_dims=3, max_side=6), elements=st.integers(-3, 20)),
-              st.sampled_from([np.int64, np.int32, np.float64, np.bool_])).map(lambda pair: pair[0].astype(pair[1])),
-    st.lists(st.integers(-5, 20), max_size=8), st.none(), st.text(max_size=5), st.floats()))
+@given(
+    actions=st.one_of(
+        st.tuples(
+            hnp.arrays(np.int64, hnp.array_shapes(max_dims=3, max_side=6), elements=st.integers(-3, 20)),
+            st.sampled_from([np.int64, np.int32, np.float64, np.bool_]),
+        ).map(lambda pair: pair[0].astype(pair[1])),
+        st.lists(st.integers(-5, 20), max_size=8),
+        st.none(),
+        st.text(max_size=5),
+        st.floats(),
+    )
+)
 def test_smac_invalid_actions_raise_input_error_only(actions):
     battles = SMACBatch("2s3z", 2, seed=0, auto_reset=False)
     _, _, avail = battles.reset()
-    valid = np.asarray(actions).dtype.kind in "iu" and np.shape(actions) == (2, 5) and \
-        bool(np.take_along_axis(avail, np.clip(np.asarray(actions), 0, 10)[..., None], -1).all()) and \
-        bool(((np.asarray(actions) >= 0) & (np.asarray(actions) < 11)).all())
+    valid = (
+        np.asarray(actions).dtype.kind in "iu"
+        and np.shape(actions) == (2, 5)
+        and bool(np.take_along_axis(avail, np.clip(np.asarray(actions), 0, 10)[..., None], -1).all())
+        and bool(((np.asarray(actions) >= 0) & (np.asarray(actions) < 11)).all())
+    )
     if valid:
         battles.step(actions)
         return
@@ -108,8 +120,12 @@ def test_bridge_random_play_stays_on_the_board_and_ends_by_the_horizon(picks):
     assert 1 <= t <= env.core.horizon
 
 
-@given(game=st.sampled_from(list(PAYOFFS)), a=st.integers(0, 2), b=st.integers(0, 2),
-       junk=st.one_of(st.integers(-5, 5), st.floats(), st.booleans(), st.text(max_size=3), st.none()))
+@given(
+    game=st.sampled_from(list(PAYOFFS)),
+    a=st.integers(0, 2),
+    b=st.integers(0, 2),
+    junk=st.one_of(st.integers(-5, 5), st.floats(), st.booleans(), st.text(max_size=3), st.none()),
+)
 def test_matrix_game_pays_the_payoff_and_rejects_junk(game, a, b, junk):
     env = MatrixGameEnv(game)
     n = PAYOFFS[game].shape[0]

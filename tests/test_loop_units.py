@@ -17,8 +17,16 @@ def bridge_buffer(path):
     """Three short Bridge episodes (the agents walk right and left), enough for one iteration."""
     n, slots = 3, 9
     actions = np.tile(np.array([[3, 4], [4, 3], [0, 0]] * 3)[:slots], (n, 1, 1))
-    return write_buffer(str(path), np.zeros((n, slots, 8)), np.zeros((n, slots, 2, 8)), actions, np.full((n, slots), -0.1),
-                        np.zeros((n, slots)), np.ones((n, slots)), n_actions=5)
+    return write_buffer(
+        str(path),
+        np.zeros((n, slots, 8)),
+        np.zeros((n, slots, 2, 8)),
+        actions,
+        np.full((n, slots), -0.1),
+        np.zeros((n, slots)),
+        np.ones((n, slots)),
+        n_actions=5,
+    )
 
 
 def fingerprint(module) -> float:
@@ -39,7 +47,9 @@ def spy_run(module, args, monkeypatch):
 
     def critic_loss(data, idx, i, critic, target, policy, alpha, beta, args):
         with torch.no_grad():
-            pi_is_mu = torch.allclose(policy(data["obs"][idx, i], data["avail"][idx, i]), data["log_mu"][idx, i], atol=1e-5)
+            pi_is_mu = torch.allclose(
+                policy(data["obs"][idx, i], data["avail"][idx, i]), data["log_mu"][idx, i], atol=1e-5
+            )
         calls.append(("critic", i, idx.clone(), pi_is_mu))
         return real["critic_loss"](data, idx, i, critic, target, policy, alpha, beta, args)
 
@@ -53,10 +63,25 @@ def spy_run(module, args, monkeypatch):
 
 
 def configurations(tmp_path, sequential):
-    common = dict(num_updates=1, bc_updates=3, batch_size=16, hidden_dim=16, eval_episodes=2, final_eval_episodes=2,
-                  progress=False, runs_dir=str(tmp_path / "runs"), sequential=sequential, learning_rate=0.05)
-    return [(inspo_matrix, inspo_matrix.Args(game="xor", dataset="b", num_plays=60, **common)),
-            (inspo_bridge, inspo_bridge.Args(dataset="optimal", dataset_dir=bridge_buffer(tmp_path / "buffer_optimal"), **common))]
+    common = dict(
+        num_updates=1,
+        bc_updates=3,
+        batch_size=16,
+        hidden_dim=16,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        progress=False,
+        runs_dir=str(tmp_path / "runs"),
+        sequential=sequential,
+        learning_rate=0.05,
+    )
+    return [
+        (inspo_matrix, inspo_matrix.Args(game="xor", dataset="b", num_plays=60, **common)),
+        (
+            inspo_bridge,
+            inspo_bridge.Args(dataset="optimal", dataset_dir=bridge_buffer(tmp_path / "buffer_optimal"), **common),
+        ),
+    ]
 
 
 @pytest.mark.parametrize("script", ["matrix", "bridge"])
@@ -86,11 +111,19 @@ def test_iteration_order_batches_and_pi0_equals_mu(tmp_path, monkeypatch, script
 def test_the_critic_target_at_a_terminal_step_is_the_reward(module):
     torch.manual_seed(0)
     n, obs_dim, n_actions = 4, 3, 2
-    data = {"state": torch.randn(n, 3), "obs": torch.randn(n, 2, obs_dim), "next_state": torch.randn(n, 3),
-            "next_obs": torch.randn(n, 2, obs_dim), "actions": torch.tensor([[0, 1], [1, 0], [1, 1], [0, 0]]),
-            "avail": torch.ones(n, 2, n_actions), "next_avail": torch.ones(n, 2, n_actions),
-            "reward": torch.tensor([1.0, -2.0, 0.5, 3.0]), "done": torch.tensor([1.0, 0.0, 1.0, 0.0]),
-            "log_mu": torch.log(torch.full((n, 2, n_actions), 0.5)), "next_log_mu": torch.log(torch.full((n, 2, n_actions), 0.5))}
+    data = {
+        "state": torch.randn(n, 3),
+        "obs": torch.randn(n, 2, obs_dim),
+        "next_state": torch.randn(n, 3),
+        "next_obs": torch.randn(n, 2, obs_dim),
+        "actions": torch.tensor([[0, 1], [1, 0], [1, 1], [0, 0]]),
+        "avail": torch.ones(n, 2, n_actions),
+        "next_avail": torch.ones(n, 2, n_actions),
+        "reward": torch.tensor([1.0, -2.0, 0.5, 3.0]),
+        "done": torch.tensor([1.0, 0.0, 1.0, 0.0]),
+        "log_mu": torch.log(torch.full((n, 2, n_actions), 0.5)),
+        "next_log_mu": torch.log(torch.full((n, 2, n_actions), 0.5)),
+    }
 
     class Constant(torch.nn.Module):
         def __init__(self, value):
@@ -103,7 +136,7 @@ def test_the_critic_target_at_a_terminal_step_is_the_reward(module):
     policy = module.Policy(obs_dim, n_actions, 8)
     args = module.Args(gamma=0.5, cql_alpha=0.0)
     loss = module.critic_loss(data, torch.tensor([0, 2]), 0, Constant(0.0), Constant(1e6), policy, 0.1, 0.0, args)
-    assert float(loss.detach()) == pytest.approx((1.0 ** 2 + 0.5 ** 2) / 2)  # (0 − r)², no bootstrap through done
+    assert float(loss.detach()) == pytest.approx((1.0**2 + 0.5**2) / 2)  # (0 − r)², no bootstrap through done
     loss = module.critic_loss(data, torch.tensor([1]), 0, Constant(0.0), Constant(2.0), policy, 0.0, 0.0, args)
     assert float(loss.detach()) == pytest.approx((-2.0 + 0.5 * 2.0) ** 2)  # r + γ Σ π Q' when not done (α = β = 0)
 
@@ -112,8 +145,12 @@ def test_the_critic_target_at_a_terminal_step_is_the_reward(module):
 def test_semi_greedy_expected_advantage_is_q_of_the_data_minus_the_policy_average(module):
     """E_D[Q̄^i(s, a^i) − Σ_a π^i(a|o^i) Q̄^i(s, a)] over the batch idx, per agent (Wang et al. 2023)."""
     state = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [5.0, 5.0]])
-    data = {"state": state, "obs": torch.zeros(4, 2, 3), "avail": torch.ones(4, 2, 2),
-            "actions": torch.tensor([[0, 1], [1, 1], [0, 0], [1, 0]])}
+    data = {
+        "state": state,
+        "obs": torch.zeros(4, 2, 3),
+        "avail": torch.ones(4, 2, 2),
+        "actions": torch.tensor([[0, 1], [1, 1], [0, 0], [1, 0]]),
+    }
     policies = [FixedPolicy([0.25, 0.75]), FixedPolicy([0.5, 0.5])]
     critics = [LinearCritic([[1.0, 3.0], [2.0, -1.0]]), LinearCritic([[0.0, 4.0], [1.0, 1.0]])]
     idx = torch.tensor([0, 1, 2])  # row 3 is outside the batch
@@ -145,8 +182,13 @@ def test_update_orders(module):
 
 @pytest.mark.parametrize("module", [inspo_matrix, inspo_bridge, inspo_smac])
 def test_the_mlp_has_three_hidden_relu_layers(module):
-    """The critics', µ^-i's (and the matrix and Bridge policies') network: 3 ReLU layers (ALGORITHM.md, component 5; 256 wide by default)."""
+    """The critics', µ^-i's (and the matrix and Bridge policies') network: 3 ReLU layers (ALGORITHM.md, component 5;
+    256 wide by default)."""
     net = module.mlp(7, 3, 16)
     assert [type(layer) for layer in net] == [torch.nn.Linear, torch.nn.ReLU] * 3 + [torch.nn.Linear]
-    assert [(layer.in_features, layer.out_features) for layer in net if isinstance(layer, torch.nn.Linear)] == \
-        [(7, 16), (16, 16), (16, 16), (16, 3)]
+    assert [(layer.in_features, layer.out_features) for layer in net if isinstance(layer, torch.nn.Linear)] == [
+        (7, 16),
+        (16, 16),
+        (16, 16),
+        (16, 3),
+    ]

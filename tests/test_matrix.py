@@ -8,8 +8,19 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import inspo_matrix
-from conftest import (alberdice_path, assert_hyperparameters, assert_one_line_error, assert_summary_file, assert_tracked,
-                      global_rngs_untouched, record_calls, run_script, steps, tensorboard_scalars, write_buffer)
+from conftest import (
+    alberdice_path,
+    assert_hyperparameters,
+    assert_one_line_error,
+    assert_summary_file,
+    assert_tracked,
+    global_rngs_untouched,
+    record_calls,
+    run_script,
+    steps,
+    tensorboard_scalars,
+    write_buffer,
+)
 from envs import InputError
 from envs.matrix import DATASETS, PAYOFFS, MatrixGameEnv, load_alberdice_xor, make_dataset
 
@@ -85,8 +96,16 @@ def test_other_sizes_round_by_largest_remainder(game, dataset):
         assert counts.sum() == num_plays and ((counts == np.floor(exact)) | (counts == np.floor(exact) + 1)).all()
         assert (counts[probs == 0] == 0).all(), (num_plays, counts)
         rounded_up, rounded_down = exact[counts > np.floor(exact)] % 1, exact[counts == np.floor(exact)] % 1
-        assert not rounded_up.size or not rounded_down.size or rounded_up.min() >= rounded_down.max() - 1e-12, (num_plays, counts)
-    assert np.bincount(make_dataset("xor", "b", seed=0, num_plays=4)["actions"] @ [2, 1], minlength=4).tolist() == [2, 1, 1, 0]
+        assert not rounded_up.size or not rounded_down.size or rounded_up.min() >= rounded_down.max() - 1e-12, (
+            num_plays,
+            counts,
+        )
+    assert np.bincount(make_dataset("xor", "b", seed=0, num_plays=4)["actions"] @ [2, 1], minlength=4).tolist() == [
+        2,
+        1,
+        1,
+        0,
+    ]
 
 
 def test_xor_dataset_b_is_the_papers_figure_1b():
@@ -96,8 +115,10 @@ def test_xor_dataset_b_is_the_papers_figure_1b():
     assert actions == {(0, 1), (1, 0)}
 
 
-@pytest.mark.parametrize("name,expected", [("buffer_02", {(0, 1)}), ("buffer_02_20", {(0, 1), (1, 0)}),
-                                           ("buffer_00_02_20", {(0, 0), (0, 1), (1, 0)})])
+@pytest.mark.parametrize(
+    "name,expected",
+    [("buffer_02", {(0, 1)}), ("buffer_02_20", {(0, 1), (1, 0)}), ("buffer_00_02_20", {(0, 0), (0, 1), (1, 0)})],
+)
 def test_load_alberdice_released_xor_files(name, expected):
     data = load_alberdice_xor(alberdice_path("mmdp_game_1_from_start", name))
     assert len(data["reward"]) == 100 * 50  # 100 episodes of 50 plays; the 51st slot is the final state
@@ -222,10 +243,26 @@ def test_fixed_alpha_beta_converge_to_the_closed_form_qre(tmp_path, exact, toler
 
 def test_autotuned_alpha_tracks_the_kl_target(tmp_path):
     """Eq. 25 as a Lagrangian: α rises while KL(π||µ) exceeds D̄_KL, so a tight target ends above α_0."""
-    tight = run(tmp_path, game="mne", dataset="imbalanced", exact=True, num_updates=500, autotune_alpha=True,
-                target_kl=0.01, alpha_lr=0.05)
-    loose = run(tmp_path, game="mne", dataset="imbalanced", exact=True, num_updates=500, autotune_alpha=True,
-                target_kl=5.0, alpha_lr=0.05)
+    tight = run(
+        tmp_path,
+        game="mne",
+        dataset="imbalanced",
+        exact=True,
+        num_updates=500,
+        autotune_alpha=True,
+        target_kl=0.01,
+        alpha_lr=0.05,
+    )
+    loose = run(
+        tmp_path,
+        game="mne",
+        dataset="imbalanced",
+        exact=True,
+        num_updates=500,
+        autotune_alpha=True,
+        target_kl=5.0,
+        alpha_lr=0.05,
+    )
     assert tight["alpha"] > 0.1 > loose["alpha"]
 
 
@@ -241,18 +278,36 @@ def test_same_seed_same_numbers(tmp_path):
 
 def test_summary_and_update_orders(tmp_path, capsys):
     for order, greedy in (("random", True), ("fixed", False), ("semi-greedy", True)):
-        summary = run(tmp_path, game="mne", dataset="balanced", num_updates=30, update_order=order, eval_greedy=greedy,
-                      sequential=order != "fixed", progress=order == "random")
+        summary = run(
+            tmp_path,
+            game="mne",
+            dataset="balanced",
+            num_updates=30,
+            update_order=order,
+            eval_greedy=greedy,
+            sequential=order != "fixed",
+            progress=order == "random",
+        )
         printed, progress = capsys.readouterr()  # the result a user reads, the joint policy, the summary's path
         run_name = os.path.basename(os.path.dirname(printed.splitlines()[-1]))
-        assert (f"{run_name[:40]}:   0%|" in progress and " 0/30 [" in progress) if order == "random" else progress == ""
+        assert (
+            (f"{run_name[:40]}:   0%|" in progress and " 0/30 [" in progress) if order == "random" else progress == ""
+        )
         printed = printed.splitlines()
-        assert printed[-1].startswith(f"summary: {tmp_path}") and json.load(open(printed[-1][len("summary: "):])) == summary
-        assert printed[-6:-1] == ["final joint policy:", *inspo_matrix.format_joint_policy("mne", *summary["policies"]).splitlines()]
-        assert printed[-7] == (f"mne generated:balanced (practical, {'simultaneous' if order == 'fixed' else 'sequential'}): "
-                               f"return {summary['final_return']:.2f} ({'greedy' if greedy else 'stochastic'}; "
-                               f"greedy {summary['final_return_greedy']:.2f}, stochastic {summary['final_return_stochastic']:.2f}), "
-                               f"BC {summary['bc_return']:.2f}, {summary['wall_time_s']:.1f} s")
+        assert (
+            printed[-1].startswith(f"summary: {tmp_path}")
+            and json.load(open(printed[-1][len("summary: ") :])) == summary
+        )
+        assert printed[-6:-1] == [
+            "final joint policy:",
+            *inspo_matrix.format_joint_policy("mne", *summary["policies"]).splitlines(),
+        ]
+        assert printed[-7] == (
+            f"mne generated:balanced (practical, {'simultaneous' if order == 'fixed' else 'sequential'}): "
+            f"return {summary['final_return']:.2f} ({'greedy' if greedy else 'stochastic'}; "
+            f"greedy {summary['final_return_greedy']:.2f}, stochastic {summary['final_return_stochastic']:.2f}), "
+            f"BC {summary['bc_return']:.2f}, {summary['wall_time_s']:.1f} s"
+        )
         assert summary["num_updates"] == 30 and summary["args"]["update_order"] == order
         assert np.isclose(np.sum(summary["joint_policy"]), 1.0)
         # BC's figures: the reported one is that of --eval-greedy's mode
@@ -262,14 +317,36 @@ def test_summary_and_update_orders(tmp_path, capsys):
         joint = np.array(summary["joint_policy"])
         np.testing.assert_allclose(joint, np.outer(*summary["policies"]), rtol=1e-12)
         assert summary["expected_return"] == pytest.approx(float((joint * PAYOFFS["mne"]).sum()))
-        assert summary["bc_expected_return"] == pytest.approx(float((np.outer(*summary["behaviour"]) * PAYOFFS["mne"]).sum()))
+        assert summary["bc_expected_return"] == pytest.approx(
+            float((np.outer(*summary["behaviour"]) * PAYOFFS["mne"]).sum())
+        )
         defaults = inspo_matrix.Args()
-        assert summary["alpha"] == defaults.alpha and summary["beta"] == pytest.approx(defaults.beta_0 * defaults.beta_decay ** 30)
+        assert summary["alpha"] == defaults.alpha and summary["beta"] == pytest.approx(
+            defaults.beta_0 * defaults.beta_decay**30
+        )
         assert set(summary) == {  # the summary file's fields (README), none renamed or lost
-            "game", "dataset", "source", "mode", "eval_greedy", "final_return", "final_return_greedy",
-            "final_return_stochastic", "expected_return", "bc_return", "bc_return_greedy", "bc_return_stochastic",
-            "bc_expected_return", "joint_policy", "policies", "behaviour", "alpha", "beta", "wall_time_s", "num_updates",
-            "args"}
+            "game",
+            "dataset",
+            "source",
+            "mode",
+            "eval_greedy",
+            "final_return",
+            "final_return_greedy",
+            "final_return_stochastic",
+            "expected_return",
+            "bc_return",
+            "bc_return_greedy",
+            "bc_return_stochastic",
+            "bc_expected_return",
+            "joint_policy",
+            "policies",
+            "behaviour",
+            "alpha",
+            "beta",
+            "wall_time_s",
+            "num_updates",
+            "args",
+        }
 
 
 def test_the_joint_policy_table_is_the_papers_layout():
@@ -277,17 +354,29 @@ def test_the_joint_policy_table_is_the_papers_layout():
     assert inspo_matrix.format_joint_policy("xor", np.array([1.0, 0.0]), np.array([0.25, 0.75])).splitlines() == [
         "agent1\\agent2      A      B",
         "            A  0.250  0.750",
-        "            B  0.000  0.000"]
+        "            B  0.000  0.000",
+    ]
 
 
 # --- the command line ------------------------------------------------------------------
 def test_cli_writes_summary_as_last_line(tmp_path):
-    result = run_script("inspo_matrix.py", "--game", "xor", "--dataset", "b", "--exact", "--num-updates", "50",
-                        "--runs-dir", str(tmp_path), "--no-progress")
+    result = run_script(
+        "inspo_matrix.py",
+        "--game",
+        "xor",
+        "--dataset",
+        "b",
+        "--exact",
+        "--num-updates",
+        "50",
+        "--runs-dir",
+        str(tmp_path),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("summary: ")
-    with open(last[len("summary: "):]) as f:
+    with open(last[len("summary: ") :]) as f:
         summary = json.load(f)
     assert {"final_return", "bc_return", "joint_policy", "wall_time_s", "num_updates", "args"} <= set(summary)
     assert "agent1\\agent2" in result.stdout  # the joint policy table
@@ -306,9 +395,28 @@ def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact, fake_wandb, mo
     --eval-episodes plays at each evaluation, --final-eval-episodes for BC and the end in both modes, and
     their numbers are what TensorBoard and the summary report."""
     evaluations = record_calls(monkeypatch, inspo_matrix, "evaluate")  # (game, probs, episodes, greedy, rng)
-    summary = run(tmp_path, game="mne", dataset="imbalanced", exact=exact, num_updates=5, eval_interval=2, track=True,
-                  wandb_project_name="p", wandb_entity="e", eval_episodes=7, final_eval_episodes=9)
-    assert [call[2:4] for call, _ in evaluations] == [(9, True), (9, False), (7, True), (7, True), (7, True), (9, True), (9, False)]
+    summary = run(
+        tmp_path,
+        game="mne",
+        dataset="imbalanced",
+        exact=exact,
+        num_updates=5,
+        eval_interval=2,
+        track=True,
+        wandb_project_name="p",
+        wandb_entity="e",
+        eval_episodes=7,
+        final_eval_episodes=9,
+    )
+    assert [call[2:4] for call, _ in evaluations] == [
+        (9, True),
+        (9, False),
+        (7, True),
+        (7, True),
+        (7, True),
+        (9, True),
+        (9, False),
+    ]
     results = [result for _, result in evaluations]
     assert [summary[k] for k in ("bc_return_greedy", "bc_return_stochastic")] == results[:2]
     assert [summary[k] for k in ("final_return_greedy", "final_return_stochastic")] == results[5:]
@@ -323,7 +431,8 @@ def test_tensorboard_scalars_at_every_evaluation(tmp_path, exact, fake_wandb, mo
     if not exact:  # the exact mode's µ is the data's empirical distribution: no BC loss
         assert steps(scalars["losses/bc_loss"]) == [0]
     assert scalars["eval/final_return"] == [(5, pytest.approx(summary["final_return"]))]
-    assert_hyperparameters(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)  # the arguments' table (CleanRL's text card)
+    # the arguments' table (CleanRL's text card)
+    assert_hyperparameters(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)
     assert_summary_file(os.path.join(tmp_path, os.listdir(tmp_path)[0]), summary)
     assert [v for _, v in scalars["eval/return"]] == pytest.approx(results[2:5])
     assert scalars["eval/expected_return"][-1][1] == pytest.approx(summary["expected_return"])  # the final policies

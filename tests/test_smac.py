@@ -9,15 +9,28 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from conftest import install_fake_smac
 from envs import InputError
-from envs.smac import (MAPS, N_NO_ATTACK, SCRIPTED_POLICIES, SMACBatch, SMACParallelEnv, StarCraft2Env, make_env,
-                       play_scripted, scripted_actions)
+from envs.smac import (
+    MAPS,
+    N_NO_ATTACK,
+    SCRIPTED_POLICIES,
+    SMACBatch,
+    SMACParallelEnv,
+    StarCraft2Env,
+    make_env,
+    play_scripted,
+    scripted_actions,
+)
 
 HAS_REAL_SMAC = importlib.util.find_spec("smac") is not None and importlib.util.find_spec("smac.env") is not None
 BACKENDS = ["sim"] + (["sc2"] if HAS_REAL_SMAC else [])
 
 # §2.1, §2.3, §4, §5: SMAC's sizes and reward divisors
-SIZES = {"2s3z": (80, 120, 11, 120, 5, 1020), "3s_vs_5z": (48, 68, 11, 250, 3, 1000),
-         "5m_vs_6m": (55, 98, 12, 70, 5, 530), "6h_vs_8z": (78, 140, 14, 150, 6, 1480)}
+SIZES = {
+    "2s3z": (80, 120, 11, 120, 5, 1020),
+    "3s_vs_5z": (48, 68, 11, 250, 3, 1000),
+    "5m_vs_6m": (55, 98, 12, 70, 5, 530),
+    "6h_vs_8z": (78, 140, 14, 150, 6, 1480),
+}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -26,8 +39,13 @@ def test_sizes_match_smac(map_name, backend):
     obs_dim, state_dim, n_actions, limit, n_agents, max_reward = SIZES[map_name]
     env = make_env(map_name, backend, seed=0)
     info = env.get_env_info()
-    assert (info["obs_shape"], info["state_shape"], info["n_actions"], info["episode_limit"], info["n_agents"]) == \
-        (obs_dim, state_dim, n_actions, limit, n_agents)
+    assert (info["obs_shape"], info["state_shape"], info["n_actions"], info["episode_limit"], info["n_agents"]) == (
+        obs_dim,
+        state_dim,
+        n_actions,
+        limit,
+        n_agents,
+    )
     obs, state = env.reset()
     assert len(obs) == n_agents and obs[0].shape == (obs_dim,) and obs[0].dtype == np.float32
     assert state.shape == (state_dim,) and state.dtype == np.float32
@@ -37,13 +55,16 @@ def test_sizes_match_smac(map_name, backend):
     env.close()
 
 
-
 def test_smac_accessors_agree_with_the_whole_observation_and_the_step():
     """SMAC's per-agent and size accessors (§2) say what get_obs, get_state and get_avail_actions say;
     last_action is all zeros after reset, then the one-hot of the actions passed to step."""
     obs_dim, state_dim, n_actions, _, n_agents, _ = SIZES["2s3z"]
     env = make_env("2s3z", "sim", seed=5)
-    assert env.seed() == 5 and (env.get_obs_size(), env.get_state_size(), env.get_total_actions()) == (obs_dim, state_dim, n_actions)
+    assert env.seed() == 5 and (env.get_obs_size(), env.get_state_size(), env.get_total_actions()) == (
+        obs_dim,
+        state_dim,
+        n_actions,
+    )
     obs, state = env.reset()
     assert not env.last_action.any() and env.last_action.shape == (n_agents, n_actions)
     for i in range(n_agents):
@@ -54,7 +75,6 @@ def test_smac_accessors_agree_with_the_whole_observation_and_the_step():
     env.step(actions)
     np.testing.assert_array_equal(env.last_action, np.eye(n_actions, dtype=np.float32)[actions])
     assert [int(np.flatnonzero(row)[0]) for row in env.last_action] == actions
-
 
 
 # §2.1: (ally race, enemy race, unit_type_bits)
@@ -69,11 +89,23 @@ def test_env_info_feature_names_and_public_attributes(map_name):
     env = StarCraft2Env(map_name)
     info = env.get_env_info()
     types = [f"type_{k}" for k in range(type_bits)]
-    assert info["agent_features"] == ["health", "energy/cooldown", "rel_x", "rel_y"] + ["shield"] * (ally_race == "P") + types
+    assert (
+        info["agent_features"]
+        == ["health", "energy/cooldown", "rel_x", "rel_y"] + ["shield"] * (ally_race == "P") + types
+    )
     assert info["enemy_features"] == ["health", "rel_x", "rel_y"] + ["shield"] * (enemy_race == "P") + types
-    assert info["state_shape"] == (len(info["agent_features"]) * env.n_agents + len(info["enemy_features"]) * env.n_enemies
-                                   + env.n_agents * env.n_actions)
-    assert (env.map_x, env.map_y, env.max_distance_x, env.max_distance_y, env.pathing_grid.shape) == (32, 32, 32, 32, (32, 32))
+    assert info["state_shape"] == (
+        len(info["agent_features"]) * env.n_agents
+        + len(info["enemy_features"]) * env.n_enemies
+        + env.n_agents * env.n_actions
+    )
+    assert (env.map_x, env.map_y, env.max_distance_x, env.max_distance_y, env.pathing_grid.shape) == (
+        32,
+        32,
+        32,
+        32,
+        (32, 32),
+    )
     assert env.n_actions == 6 + env.n_enemies and env.episode_limit == SIZES[map_name][3]
 
 
@@ -87,14 +119,22 @@ def test_a_won_battle_through_smacs_interface():
         total += reward
     assert info["battle_won"] and info["dead_enemies"] == 5 and 0 <= info["dead_allies"] < 5
     assert total == pytest.approx(20.0, abs=1e-4)
-    assert env.get_stats() == {"battles_won": 1, "battles_game": 1, "battles_draw": 0, "win_rate": 1.0, "timeouts": 0,
-                               "restarts": 0}
+    assert env.get_stats() == {
+        "battles_won": 1,
+        "battles_game": 1,
+        "battles_draw": 0,
+        "win_rate": 1.0,
+        "timeouts": 0,
+        "restarts": 0,
+    }
+
 
 def test_the_sc2_back_end_is_smacs_starcraft2env_with_the_map_and_seed(monkeypatch):
     """make_env(..., 'sc2') builds SMAC's own StarCraft2Env (here a stand-in module) for the map and seed asked."""
     made = []
     install_fake_smac(monkeypatch, lambda **kwargs: made.append(kwargs) or "the real game")
     assert make_env("6h_vs_8z", "sc2", seed=7) == "the real game" and made == [{"map_name": "6h_vs_8z", "seed": 7}]
+
 
 def battle(map_name: str, keep_allies=(0,), keep_enemies=(0,)) -> SMACBatch:
     """One battle with every unit not kept removed (dead), ready for a hand-placed scenario."""
@@ -114,7 +154,7 @@ def place(b: SMACBatch, unit: int, x: float, y: float) -> None:
 
 
 def stop_all(b: SMACBatch) -> np.ndarray:
-    return np.where(b.alive[:, :b.n_agents], 1, 0)
+    return np.where(b.alive[:, : b.n_agents], 1, 0)
 
 
 def test_damage_shields_first_armour_bonus_and_two_zealot_hits():
@@ -304,8 +344,14 @@ def test_timeout_terminates_without_a_win():
     for _ in range(3):
         reward, terminated, info = env.step([1] * 5)
     assert terminated and not info["battle_won"] and reward == 0.0
-    assert env.get_stats() == {"battles_won": 0, "battles_game": 1, "battles_draw": 1, "win_rate": 0.0,
-                               "timeouts": 1, "restarts": 0}
+    assert env.get_stats() == {
+        "battles_won": 0,
+        "battles_game": 1,
+        "battles_draw": 1,
+        "win_rate": 0.0,
+        "timeouts": 1,
+        "restarts": 0,
+    }
     env.reset()
     for _ in range(3):
         env.step([1] * 5)
@@ -346,11 +392,15 @@ def test_auto_reset_keeps_the_terminal_observation():
     assert state[:, -60:].sum() == 0 and (b.steps == 0).all()
 
 
-@pytest.mark.parametrize("map_name, backend", [("2s3z", "sim"), ("3s_vs_5z", "sim")] + [("3s_vs_5z", "sc2")] * HAS_REAL_SMAC)
+@pytest.mark.parametrize(
+    "map_name, backend", [("2s3z", "sim"), ("3s_vs_5z", "sim")] + [("3s_vs_5z", "sc2")] * HAS_REAL_SMAC
+)
 def test_pettingzoo_api(map_name, backend):
     parallel_api_test(SMACParallelEnv(map_name, backend), num_cycles=300)
     parallel_seed_test(lambda: SMACParallelEnv(map_name, backend, unavailable="stop"))  # it samples without the mask
-    state_test(parallel_to_aec(SMACParallelEnv(map_name, backend, unavailable="stop")), SMACParallelEnv(map_name, backend))
+    state_test(
+        parallel_to_aec(SMACParallelEnv(map_name, backend, unavailable="stop")), SMACParallelEnv(map_name, backend)
+    )
 
 
 def test_pettingzoo_whole_episodes_are_deterministic():
@@ -371,7 +421,6 @@ def test_pettingzoo_whole_episodes_are_deterministic():
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert len(a) != len(c) or any(not np.array_equal(x, y) for x, y in zip(a, c))
     assert all(terms.values()) != all(truncs.values())
-
 
 
 def test_pettingzoo_ends_a_win_by_termination_a_timeout_by_truncation_and_stop_replaces_the_unavailable():
@@ -408,6 +457,7 @@ def test_pettingzoo_ends_a_win_by_termination_a_timeout_by_truncation_and_stop_r
     stop.step({a: 1 for a in stop.agents})
     assert stop.env._battle.last_action[0, 0] == 0 and (stop.env._battle.last_action[0, 1:] == 1).all()
 
+
 def test_observations_and_states_stay_in_their_spaces():
     """Whole episodes of every map, agents and enemies fighting: every obs and state inside its Box."""
     for map_name in MAPS:
@@ -435,7 +485,9 @@ def test_bad_input_is_one_clear_line():
         b.step(np.ones(5, dtype=np.int64))
     with pytest.raises(InputError, match="action 11 of agent 0 .* out of range; accepted: 0..10"):
         b.step(np.full((2, 5), 11))
-    with pytest.raises(InputError, match=r"action 0 of agent 0 \(battle 0\) is unavailable; available: \[1, 2, 3, 4, 5\]"):
+    with pytest.raises(
+        InputError, match=r"action 0 of agent 0 \(battle 0\) is unavailable; available: \[1, 2, 3, 4, 5\]"
+    ):
         b.step(np.zeros((2, 5), dtype=np.int64))
     with pytest.raises(InputError, match="unknown SMAC back end 'pysc2'; accepted: sim, sc2"):
         make_env("2s3z", "pysc2")
@@ -468,6 +520,7 @@ def test_the_counter_based_generator_is_splitmix64():
     """Every random draw of the simulator comes from SplitMix64 (Steele et al. 2014): its published first
     outputs for seed 0 (the state advanced by the golden gamma each draw)."""
     from envs.smac import _splitmix64
+
     gamma = np.uint64(0x9E3779B97F4A7C15)
     with np.errstate(over="ignore"):
         counters = np.array([0, gamma, gamma * np.uint64(2)], dtype=np.uint64)

@@ -15,11 +15,22 @@ import pytest
 import torch
 import tyro
 
+from conftest import ROOT, assert_cli_error, assert_one_line_error, global_rngs_untouched, main_block
 from envs import InputError, smac_data
 from envs.smac import MAPS, SMACBatch
-from envs.smac_data import (DATASETS, H5_KEYS, POLICY_DIR, episode_stats, load_agent, load_h5, load_or_make, make_dataset,
-                            map_sizes, rollout, summarise)
-from conftest import ROOT, assert_cli_error, assert_one_line_error, global_rngs_untouched, main_block
+from envs.smac_data import (
+    DATASETS,
+    H5_KEYS,
+    POLICY_DIR,
+    episode_stats,
+    load_agent,
+    load_h5,
+    load_or_make,
+    make_dataset,
+    map_sizes,
+    rollout,
+    summarise,
+)
 from tools import qmix_smac
 
 N = 8  # episodes per tiny dataset
@@ -37,25 +48,26 @@ def test_h5_layout_matches_cfcql_field_by_field(cache):
     _, made = cache
     sizes = map_sizes("2s3z")
     T = sizes["episode_limit"] + 1
-    for name, (path, card) in made.items():
+    for name, (path, _) in made.items():
         with h5py.File(path, "r") as f:
             assert set(f.keys()) == set(H5_KEYS)
             for key, (shape, dtype) in H5_KEYS.items():
                 assert f[key].shape == (N, T) + shape(sizes), (name, key)
                 assert f[key].dtype == dtype, (name, key)
-                assert f[key].chunks == (1, T) + shape(sizes), (name, key)  # one episode a chunk: a subset reads only its own
+                # one episode a chunk: a subset reads only its own
+                assert f[key].chunks == (1, T) + shape(sizes), (name, key)
             data = {k: f[k][()] for k in f}
         assert not data["probs"].any()  # save_probs is never enabled in CFCQL's runs
         for e in range(N):
             filled = data["filled"][e, :, 0]
             L = int(filled.sum()) - 1
-            assert filled[:L + 1].all() and not filled[L + 1:].any()
+            assert filled[: L + 1].all() and not filled[L + 1 :].any()
             assert data["terminated"][e, L - 1, 0] == 1 and data["terminated"][e, :, 0].sum() == 1  # timeouts too
             assert data["reward"][e, L:, 0].sum() == 0  # the terminal step holds no reward
             assert data["avail_actions"][e, L].any(-1).all()  # terminal masks recorded
             for key in ("state", "obs", "actions", "avail_actions", "reward"):
-                assert not data[key][e, L + 1:].any(), (name, key)  # zero padding
-            avail, actions = data["avail_actions"][e, :L + 1], data["actions"][e, :L + 1, :, 0]
+                assert not data[key][e, L + 1 :].any(), (name, key)  # zero padding
+            avail, actions = data["avail_actions"][e, : L + 1], data["actions"][e, : L + 1, :, 0]
             assert np.take_along_axis(avail, actions[..., None], -1).all()  # every recorded action was available
         loaded = load_h5(path, "2s3z")
         T_used = int(data["filled"].sum(1).max())
@@ -63,7 +75,7 @@ def test_h5_layout_matches_cfcql_field_by_field(cache):
         np.testing.assert_array_equal(loaded["obs"], data["obs"][:, :T_used])
         np.testing.assert_array_equal(loaded["actions"], data["actions"][:, :T_used, :, 0])
         subset = load_h5(path, "2s3z", episodes=[5, 1])  # some episodes, in file order, trimmed to their longest
-        np.testing.assert_array_equal(subset["obs"], data["obs"][[1, 5], :subset["obs"].shape[1]])
+        np.testing.assert_array_equal(subset["obs"], data["obs"][[1, 5], : subset["obs"].shape[1]])
         assert subset["filled"].sum(1).max() == subset["obs"].shape[1]
 
 
@@ -74,7 +86,7 @@ def test_same_seed_same_arrays_other_seed_other_arrays(cache, tmp_path):
     first, second, third = (load_h5(p, "2s3z") for p in (made["medium_replay"][0], again, other))
     for key in first:
         np.testing.assert_array_equal(first[key], second[key])
-    assert not np.array_equal(first["reward"], third["reward"][:, :first["reward"].shape[1]])
+    assert not np.array_equal(first["reward"], third["reward"][:, : first["reward"].shape[1]])
 
 
 def test_mixed_is_the_same_indices_of_medium_and_expert(cache):
@@ -83,29 +95,55 @@ def test_mixed_is_the_same_indices_of_medium_and_expert(cache):
     half = N // 2
 
     def find(episode_obs, source):
-        hits = [i for i in range(N) if np.array_equal(source["obs"][i, :len(episode_obs)], episode_obs)]
+        hits = [i for i in range(N) if np.array_equal(source["obs"][i, : len(episode_obs)], episode_obs)]
         assert len(hits) == 1
         return hits[0]
 
     T = mixed["obs"].shape[1]
-    from_medium = [find(mixed["obs"][i, :min(T, medium["obs"].shape[1])], medium) for i in range(half)]
-    from_expert = [find(mixed["obs"][half + i, :min(T, expert["obs"].shape[1])], expert) for i in range(half)]
+    from_medium = [find(mixed["obs"][i, : min(T, medium["obs"].shape[1])], medium) for i in range(half)]
+    from_expert = [find(mixed["obs"][half + i, : min(T, expert["obs"].shape[1])], expert) for i in range(half)]
     assert from_medium == from_expert == sorted(from_medium)
 
 
 # A dataset card's fields (docs/smac_datasets.md): what made the file and what it holds.
-CARD_KEYS = {"map", "dataset", "seed", "episodes_requested", "checkpoints", "policy_dir", "simulator_seeds", "code_version",
-             "episodes", "transitions", "return_mean", "return_std", "return_min", "return_max", "win_rate",
-             "mean_episode_length", "generation_time_s", "how", "file_bytes", "sha256", "policy_sha256"}
+CARD_KEYS = {
+    "map",
+    "dataset",
+    "seed",
+    "episodes_requested",
+    "checkpoints",
+    "policy_dir",
+    "simulator_seeds",
+    "code_version",
+    "episodes",
+    "transitions",
+    "return_mean",
+    "return_std",
+    "return_min",
+    "return_max",
+    "win_rate",
+    "mean_episode_length",
+    "generation_time_s",
+    "how",
+    "file_bytes",
+    "sha256",
+    "policy_sha256",
+}
 
 
 # How each dataset was made, as its card tells a reader (docs/smac_datasets.md)
-HOW_STARTS = {"medium": "greedy rollouts (ε = 0) of the shipped medium QMIX checkpoint",
-              "expert": "greedy rollouts (ε = 0) of the shipped expert QMIX checkpoint",
-              "medium_replay": "a stand-in for CFCQL's dumped replay buffer: ε-greedy rollouts of the QMIX checkpoints",
-              "mixed": "the same sorted random half of the indices of medium and of expert"}
-HOW_ENDS = {"medium": "on the built-in simulator", "expert": "on the built-in simulator", "medium_replay": "then shuffled",
-            "mixed": "(CFCQL's tools/mixed.py)"}
+HOW_STARTS = {
+    "medium": "greedy rollouts (ε = 0) of the shipped medium QMIX checkpoint",
+    "expert": "greedy rollouts (ε = 0) of the shipped expert QMIX checkpoint",
+    "medium_replay": "a stand-in for CFCQL's dumped replay buffer: ε-greedy rollouts of the QMIX checkpoints",
+    "mixed": "the same sorted random half of the indices of medium and of expert",
+}
+HOW_ENDS = {
+    "medium": "on the built-in simulator",
+    "expert": "on the built-in simulator",
+    "medium_replay": "then shuffled",
+    "mixed": "(CFCQL's tools/mixed.py)",
+}
 
 
 def test_card_numbers_match_the_arrays(cache):
@@ -121,9 +159,12 @@ def test_card_numbers_match_the_arrays(cache):
         assert set(card) == CARD_KEYS, name
         with open(path.removesuffix(".h5") + ".json") as f:
             assert json.load(f) == json.loads(json.dumps(card))  # the card beside the file is the one returned
-        assert path == os.path.join(cache[0], "smac", f"2s3z_{name}_seed0_n{N}.h5")  # the layout docs/smac_datasets.md gives
-    assert smac_data.dataset_path("6h_vs_8z", "mixed", 3, "/c") == os.path.join("/c", "smac", "6h_vs_8z_mixed_seed3.h5")  # full size
-    # medium_replay: each replay checkpoint's share of the training run's episodes, rounded down, the remainder to the last
+        # the layout docs/smac_datasets.md gives
+        assert path == os.path.join(cache[0], "smac", f"2s3z_{name}_seed0_n{N}.h5")
+    # full size
+    assert smac_data.dataset_path("6h_vs_8z", "mixed", 3, "/c") == os.path.join("/c", "smac", "6h_vs_8z_mixed_seed3.h5")
+    # medium_replay: each replay checkpoint's share of the training run's episodes, rounded down, the remainder to the
+    # last
     replay = smac_data.policy_manifest("2s3z")["replay"]
     counts = [c["dataset_episodes"] for c in made["medium_replay"][1]["checkpoints"]]
     shares = [c["episodes"] * N // sum(r["episodes"] for r in replay) for c in replay]
@@ -131,16 +172,21 @@ def test_card_numbers_match_the_arrays(cache):
 
 
 def test_default_episode_counts_are_cfcqls_and_mixed_needs_an_even_count(tmp_path):
-    assert smac_data.cfcql_episodes("2s3z", "medium_replay") == 1976  # CFCQL's one short file (§11.1)
-    assert {smac_data.cfcql_episodes(m, d) for m in MAPS for d in DATASETS if (m, d) != ("2s3z", "medium_replay")} == {5000}
+    assert smac_data.cfcql_episodes("2s3z", "medium_replay") == 1976  # CFCQL's one short file
+    assert {smac_data.cfcql_episodes(m, d) for m in MAPS for d in DATASETS if (m, d) != ("2s3z", "medium_replay")} == {
+        5000
+    }
     with pytest.raises(InputError, match="episodes=3 must be even"):  # half medium, half expert
         load_or_make("2s3z", "mixed", 0, str(tmp_path), episodes=3)
 
 
 def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
     """`python -m envs.smac_data --episodes 4 ...`, run in this process: the card, then the file's path."""
-    monkeypatch.setattr(sys, "argv", ["envs/smac_data.py", "--map", "2s3z", "--dataset", "medium", "--episodes", "4",
-                                      "--cache-dir", str(tmp_path)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["envs/smac_data.py", "--map", "2s3z", "--dataset", "medium", "--episodes", "4", "--cache-dir", str(tmp_path)],
+    )
     exec(main_block("envs/smac_data.py"), smac_data.__dict__)
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == "dataset: " + os.path.join(tmp_path, "smac", "2s3z_medium_seed0_n4.h5")
@@ -159,12 +205,20 @@ def test_a_scripted_expert_makes_its_dataset(tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     os.remove(policy_dir / "3s_vs_5z" / "expert.pt")
     path, card = load_or_make("3s_vs_5z", "expert", 0, str(tmp_path), episodes=32, policy_dir=str(policy_dir))
-    assert card["episodes"] == 32 and [(c.get("scripted"), c.get("rollout_epsilon")) for c in card["checkpoints"]] == [("kite", 0.02)]
+    assert card["episodes"] == 32 and [(c.get("scripted"), c.get("rollout_epsilon")) for c in card["checkpoints"]] == [
+        ("kite", 0.02)
+    ]
     assert card["win_rate"] >= 0.9 and card["return_std"] > 0
-    assert card["how"] == "ε-greedy rollouts (ε = 0.02) of the shipped expert scripted team (kite, envs.smac.scripted_actions) on the built-in simulator"
+    assert (
+        card["how"]
+        == "ε-greedy rollouts (ε = 0.02) of the shipped expert scripted team (kite, envs.smac.scripted_actions) "
+        "on the built-in simulator"
+    )
     actions = load_h5(path, "3s_vs_5z")["actions"]
     assert len(np.unique(actions.reshape(len(actions), -1), axis=0)) == 32
-    greedy = rollout(SMACBatch("3s_vs_5z", 4, seed=3, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="kite")
+    greedy = rollout(
+        SMACBatch("3s_vs_5z", 4, seed=3, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="kite"
+    )
     assert (greedy["actions"] == greedy["actions"][:1]).all() and greedy["won"].all()
 
 
@@ -172,6 +226,7 @@ def test_explore_replaces_actions_with_available_ones_at_rate_epsilon():
     """ε = 0 keeps the actions; otherwise each is replaced with probability ε (one number, or one per
     battle) by a uniform pick among its available actions."""
     from envs.smac_data import explore
+
     rng = np.random.default_rng(0)
     avail = np.zeros((4000, 3, 5), np.int32)
     avail[:, :, [0, 2, 3]] = 1
@@ -197,8 +252,13 @@ def test_cli_defaults_and_help(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         exec(main_block("envs/smac_data.py"), smac_data.__dict__)
     text = " ".join(capsys.readouterr().out.split())
-    for fragment in (f"one of {', '.join(MAPS)}", f"one of {', '.join(DATASETS)}", "dataset seed (>= 0)",
-                     "episodes (default: CFCQL's count)", "default: $INSPO_CACHE or ~/.cache/inspo"):
+    for fragment in (
+        f"one of {', '.join(MAPS)}",
+        f"one of {', '.join(DATASETS)}",
+        "dataset seed (>= 0)",
+        "episodes (default: CFCQL's count)",
+        "default: $INSPO_CACHE or ~/.cache/inspo",
+    ):
         assert fragment in text, fragment
 
 
@@ -213,8 +273,13 @@ def test_a_dataset_is_written_beside_its_cache_file(tmp_path, monkeypatch):
 def test_card_win_rate_agrees_with_the_simulator():
     """episode_stats reads wins from the terminal state; the simulator's own flag must agree."""
     battles = SMACBatch("2s3z", 32, seed=3, auto_reset=False)
-    out = rollout(battles, load_agent(os.path.join(POLICY_DIR, "2s3z", "expert.pt"), "2s3z"),
-                  np.repeat([0.0, 0.5], 16), np.random.default_rng(0))  # greedy battles win, ε = 0.5 battles lose
+    # greedy battles win, ε = 0.5 battles lose
+    out = rollout(
+        battles,
+        load_agent(os.path.join(POLICY_DIR, "2s3z", "expert.pt"), "2s3z"),
+        np.repeat([0.0, 0.5], 16),
+        np.random.default_rng(0),
+    )
     stats = episode_stats({k: out[k] for k in ("state", "reward", "filled")}, map_sizes("2s3z"))
     np.testing.assert_array_equal(stats["won"], out["won"])
     np.testing.assert_array_equal(stats["length"], out["length"])
@@ -259,6 +324,7 @@ def test_a_cache_made_by_other_behaviour_policies_is_rebuilt(tmp_path, capsys):
 
 def test_default_cache_dir(monkeypatch):
     from envs.smac_data import default_cache_dir
+
     monkeypatch.setenv("INSPO_CACHE", "/data/inspo")
     monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
     assert default_cache_dir() == "/data/inspo"
@@ -278,56 +344,41 @@ def test_shipped_expert_beats_shipped_medium(map_name):
         battles = SMACBatch(map_name, 64, seed=7, auto_reset=False)
         scripted = manifest[name].get("scripted")  # a scripted expert (tools/ship_policies.py --expert-scripted)
         agent = None if scripted else load_agent(os.path.join(POLICY_DIR, map_name, manifest[name]["file"]), map_name)
-        out = rollout(battles, agent, manifest[name].get("rollout_epsilon", 0.0), np.random.default_rng(0), scripted=scripted)
+        out = rollout(
+            battles, agent, manifest[name].get("rollout_epsilon", 0.0), np.random.default_rng(0), scripted=scripted
+        )
         results[name] = (out["won"].mean(), out["reward"].sum(1).mean())
     assert results["expert"] > results["medium"], results
     for name in ("medium", "expert"):  # and each plays as its manifest says (320 other battles; 4 s.d. at p = 0.9)
-        assert abs(results[name][0] - manifest[name]["eval"]["win_rate"]) <= 0.15, (name, results, manifest[name]["eval"])
+        assert abs(results[name][0] - manifest[name]["eval"]["win_rate"]) <= 0.15, (
+            name,
+            results,
+            manifest[name]["eval"],
+        )
     assert manifest["replay"] and all(e["episodes"] > 0 and 0 <= e["epsilon"] <= 1 for e in manifest["replay"])
     for entry in [manifest["medium"], manifest["expert"], *manifest["replay"]]:
         if "file" in entry:
             assert os.path.getsize(os.path.join(POLICY_DIR, map_name, entry["file"])) < 300_000
 
 
-def test_smac_clash_plays_a_shipped_policy_as_the_dataset_maker_does():
-    """benchmarks/smac_clash.py's greedy play matches envs.smac_data.rollout on the same battles, and
-    its trace starts from the map's spawn: full health, every enemy still on its attack-move, no attack."""
-    from benchmarks import smac_clash
-    agent = load_agent(os.path.join(POLICY_DIR, "5m_vs_6m", "expert.pt"), "5m_vs_6m")
-    trace = []
-    got = smac_clash.play("5m_vs_6m", agent, 4, trace=trace)
-    ref = rollout(SMACBatch("5m_vs_6m", 4, seed=smac_clash.SEED), agent, 0.0, np.random.default_rng(0))
-    assert (got["win_rate"], got["length"]) == (ref["won"].mean(), ref["length"].mean())
-    assert got["return"] == pytest.approx(ref["reward"].sum(1).mean(), rel=1e-5)
-    start = trace[0]
-    assert (start["t"], start["running"], start["allies"], start["enemies"], start["ally_health"], start["enemy_health"],
-            start["idle_enemies"], start["attacking"]) == (0, 4, 5, 6, 5 * 45, 6 * 45, 6, 0)
-    assert [row["t"] for row in trace[:-1]] == list(range(0, smac_clash.TRACE_EVERY * (len(trace) - 1), smac_clash.TRACE_EVERY))
-    assert all(row["running"] == (ref["length"] > row["t"]).sum() for row in trace)
-
-
-def test_smac_clash_traces_a_run_snapshot_given_by_path(tmp_path, capsys, monkeypatch):
-    """`--weights` traces any QMIX snapshot of the map (here the shipped 2s3z expert, by path) into the file
-    named after it; a snapshot of another map is one error line, exit 2, and no report."""
-    expert = os.path.join(POLICY_DIR, "2s3z", "expert.pt")
-    out = tmp_path / "clash.md"
-    monkeypatch.setattr(sys, "argv", ["benchmarks/smac_clash.py", "--map", "2s3z", "--weights", expert, "--battles", "8",
-                                      "--out", str(out)])
-    from benchmarks import smac_clash
-    smac_clash.main()
-    report = out.read_text()
-    assert report.startswith(f"# 2s3z: how the QMIX snapshot {expert}'s battles unfold") and "--weights" in report
-    assert "| the policy | 1.000 |" in report  # the shipped 2s3z expert wins every battle (manifest: 1.000 of 320)
-    assert_cli_error("benchmarks/smac_clash.py", ["--map", "5m_vs_6m", "--weights", expert, "--battles", "8",
-                                                  "--out", tmp_path / "wrong.md"], capsys, monkeypatch, "5m_vs_6m")
-    assert not (tmp_path / "wrong.md").exists()
-
-
 # ---------------------------------------------------------------------------------------
 # The QMIX trainer
 # ---------------------------------------------------------------------------------------
-QMIX = ["--map", "2s3z", "--n-envs", "16", "--updates-per-rollout", "2", "--batch-episodes", "16", "--threads", "1",
-        "--no-progress", "--test-episodes", "32"]
+QMIX = [
+    "--map",
+    "2s3z",
+    "--n-envs",
+    "16",
+    "--updates-per-rollout",
+    "2",
+    "--batch-episodes",
+    "16",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--test-episodes",
+    "32",
+]
 
 
 def qmix(*argv: str) -> dict:
@@ -338,8 +389,20 @@ def qmix(*argv: str) -> dict:
 
 @pytest.mark.slow
 def test_qmix_learns_on_2s3z(tmp_path):
-    args = tyro.cli(qmix_smac.Args, args=[*QMIX, "--total-env-steps", "15000", "--snapshot-interval", "15000",
-                                          "--checkpoint-interval", "100000", "--runs-dir", str(tmp_path)])
+    args = tyro.cli(
+        qmix_smac.Args,
+        args=[
+            *QMIX,
+            "--total-env-steps",
+            "15000",
+            "--snapshot-interval",
+            "15000",
+            "--checkpoint-interval",
+            "100000",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+    )
     with global_rngs_untouched():  # every draw from the trainer's own generator (tyro's parser draws from Python's)
         history = qmix_smac.main(args)["history"]
     with open(os.path.join(tmp_path, "2s3z_seed0", "summary.json")) as f:
@@ -353,8 +416,22 @@ def test_qmix_learns_on_2s3z(tmp_path):
 def qmix_snapshots_straight_and_resumed(tmp_path, capsys, *flags: str) -> list[tuple[dict, dict]]:
     """A run of 4500 env steps, and one stopped at 3000 (after its second checkpoint, with snapshots
     past it) then resumed to 4500: the pairs of same-named snapshots' weights (the lost steps are replayed)."""
-    small = [*QMIX, *flags, "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
-             "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]
+    small = [
+        *QMIX,
+        *flags,
+        "--n-envs",
+        "8",
+        "--batch-episodes",
+        "8",
+        "--buffer-episodes",
+        "64",
+        "--test-episodes",
+        "8",
+        "--snapshot-interval",
+        "1000",
+        "--checkpoint-interval",
+        "1500",
+    ]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     qmix(*small, "--total-env-steps", "4500", "--runs-dir", straight)
     qmix(*small, "--total-env-steps", "3000", "--runs-dir", killed)
@@ -364,8 +441,10 @@ def qmix_snapshots_straight_and_resumed(tmp_path, capsys, *flags: str) -> list[t
     a = sorted(glob.glob(os.path.join(straight, "2s3z_seed0", "snapshots", "*.pt")))
     b = sorted(glob.glob(os.path.join(killed, "2s3z_seed0", "snapshots", "*.pt")))
     assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b] and len(a) >= 4
-    return [(torch.load(x, weights_only=True)["state_dict"], torch.load(y, weights_only=True)["state_dict"])
-            for x, y in zip(a, b)]
+    return [
+        (torch.load(x, weights_only=True)["state_dict"], torch.load(y, weights_only=True)["state_dict"])
+        for x, y in zip(a, b)
+    ]
 
 
 @pytest.mark.slow
@@ -374,30 +453,27 @@ def test_qmix_resumes_exactly(tmp_path, capsys):
         assert all(torch.equal(sx[k], sy[k]) for k in sx)
 
 
-def test_carry_keeps_the_best_the_newest_and_the_episodes_before_them():
-    from tools.carry_run import kept_snapshots
-    wins = [0.0, 0.1, 0.0, 0.9, 0.2, 0.0, 0.0]
-    rows = [{"test_win_rate": w, "test_return": 1.0, "episodes_since_previous": 10} for w in wins]
-    assert kept_snapshots(rows, 1, 1, 0) == {3, 6}
-    assert kept_snapshots(rows, 2, 0, 0) == {3, 4}
-    # 25 episodes before snapshot 3: snapshots 2, 1 and 0 played the 10 + 10 + 10 before it
-    assert kept_snapshots(rows, 1, 0, 25) == {0, 1, 2, 3}
-    assert kept_snapshots(rows, 1, 0, 10) == {2, 3}
-    assert kept_snapshots(rows, 0, 0, 10) == set()
-    rows[3]["weights"] = rows[2]["weights"] = False  # a run carried before: only weights it still has are kept
-    assert kept_snapshots(rows, 1, 1, 25) == {1, 4, 5, 6}  # best 4 (0.2) and newest 6, and the episodes before each
-
-
 def fake_run(path, evals: list[tuple[float, float]], weights: set[int]) -> None:
     """A run directory of 2s3z snapshots every 1000 env steps, 800 episodes apart, whose greedy evaluations
     (win rate, return) are written in (tools/ship_policies.py reads a snapshot's "eval" instead of playing);
     only the snapshots in `weights` have weight files."""
     os.makedirs(path / "snapshots")
     for k, (win, ret) in enumerate(evals):
-        row = {"map": "2s3z", "t_env": 1000 * k, "episodes": 800 * k, "updates": k, "epsilon": 0.05, "test_win_rate": win,
-               "test_return": ret, "test_episode_length": 50.0, "episodes_since_previous": 800 * (k > 0),
-               "mean_epsilon_since_previous": 0.05, "wall_time_s": k, "args": {"map": "2s3z"},
-               "eval": {"win_rate": win, "return": ret}}
+        row = {
+            "map": "2s3z",
+            "t_env": 1000 * k,
+            "episodes": 800 * k,
+            "updates": k,
+            "epsilon": 0.05,
+            "test_win_rate": win,
+            "test_return": ret,
+            "test_episode_length": 50.0,
+            "episodes_since_previous": 800 * (k > 0),
+            "mean_epsilon_since_previous": 0.05,
+            "wall_time_s": k,
+            "args": {"map": "2s3z"},
+            "eval": {"win_rate": win, "return": ret},
+        }
         with open(path / "snapshots" / f"agent_{1000 * k:010d}.json", "w") as f:
             json.dump(row, f)
         if k in weights:
@@ -406,6 +482,7 @@ def fake_run(path, evals: list[tuple[float, float]], weights: set[int]) -> None:
 
 def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     from tools import ship_policies
+
     evals = [(0.0, 3.0), (0.0, 8.0), (0.0, 11.0), (0.1, 13.0), (0.5, 16.0), (0.9, 19.0), (1.0, 20.0)]
     ship = dict(policy_dir=str(tmp_path / "policies"), eval_episodes=8, candidates=3)
     fake_run(tmp_path / "full", evals, set(range(7)))
@@ -425,7 +502,9 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     with pytest.raises(InputError, match="--keep-episodes 1976"):
         ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lost"), **ship))
     # the expert from another run: the medium from all of --run-dir's snapshots, or from those before --medium-before
-    manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "carried"), expert_run_dir=str(tmp_path / "full"), **ship))
+    manifest = ship_policies.main(
+        ship_policies.Args(run_dir=str(tmp_path / "carried"), expert_run_dir=str(tmp_path / "full"), **ship)
+    )
     assert (manifest["expert_run"], manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == ("full", 6000, 2000)
     evals[5] = (0.0, 12.8)  # nearer CFCQL's 12.76 than snapshot 2's 11.0, after 3000 env steps
     fake_run(tmp_path / "late", evals, set(range(7)))
@@ -436,46 +515,35 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
         ship_policies.main(ship_policies.Args(**late, medium_before=0))
 
 
-def test_qmix_runs_benchmark_tables_a_run(tmp_path, monkeypatch):
-    from benchmarks import qmix_runs
-    monkeypatch.setattr(qmix_runs, "RESULTS", str(tmp_path))
-    monkeypatch.setattr(qmix_runs, "RECORDS", str(tmp_path / "records"))
-    fake_run(tmp_path / "2s3z_seed7", [(0.0, 3.0), (0.0, 8.0), (0.25, 12.0), (0.5, 11.0)], set())
-    qmix_runs.main(qmix_runs.Args(runs=[str(tmp_path / "2s3z_seed7")], note="on a test"))
-    with open(tmp_path / "records" / "2s3z_seed7.json") as f:
-        assert [r["test_return"] for r in json.load(f)["curve"]] == [3.0, 8.0, 12.0, 11.0]
-    row = next(line for line in (tmp_path / "qmix_runs.md").read_text().splitlines() if line.startswith("| 2s3z_seed7"))
-    # 3000 env steps in 3 s; best test 0.50 at 3000; first win at 2000; last-1M means over all four snapshots
-    assert row.startswith("| 2s3z_seed7 | 0.00M | 0.00 | 1,000 | 0.50 / 11.0 at 0.00M | 0.00M | 0.188 | 8.50 | 50.0 |"), row
-    assert (tmp_path / "qmix_runs.png").stat().st_size > 0
-    with pytest.raises(InputError, match="holds no snapshots"):
-        qmix_runs.main(qmix_runs.Args(runs=[str(tmp_path / "records")]))
-
-
 @pytest.mark.slow
-def test_a_carried_run_resumes_without_its_buffer(tmp_path, capsys):
-    from tools import carry_run
-    small = [*QMIX, "--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
-             "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]
-    qmix(*small, "--total-env-steps", "3200", "--runs-dir", str(tmp_path / "a"))
-    run = tmp_path / "a" / "2s3z_seed0"
-    summary = carry_run.main(carry_run.Args(str(run), str(tmp_path / "carried" / "2s3z_seed0"), keep_best=1, keep_last=1))
-    carried = tmp_path / "carried" / "2s3z_seed0"
-    with open(run / "latest.json") as f:
-        t_checkpoint = json.load(f)["t_env"]
-    assert summary["t_env"] == t_checkpoint
-    assert not glob.glob(str(carried / "buffer_*"))  # the buffer stays behind
-    jsons, weights = glob.glob(str(carried / "snapshots" / "*.json")), glob.glob(str(carried / "snapshots" / "*.pt"))
-    assert len(jsons) == summary["snapshots"] == sum(int(os.path.basename(p)[6:16]) <= t_checkpoint
-                                                     for p in glob.glob(str(run / "snapshots" / "*.json")))
-    assert 1 <= len(weights) == summary["weights"] <= 2
+def test_a_run_moved_without_its_replay_buffer_resumes_from_its_networks(tmp_path, capsys):
+    """A run directory copied to another machine without its buffer file (hundreds of MB) resumes from the
+    networks with an empty buffer, says so, and its history goes on."""
+    small = [
+        *QMIX,
+        "--n-envs",
+        "8",
+        "--batch-episodes",
+        "8",
+        "--buffer-episodes",
+        "64",
+        "--test-episodes",
+        "8",
+        "--snapshot-interval",
+        "1000",
+        "--checkpoint-interval",
+        "1500",
+    ]
+    qmix(*small, "--total-env-steps", "3200", "--runs-dir", str(tmp_path))
+    run = tmp_path / "2s3z_seed0"
+    buffers = glob.glob(str(run / "buffer_*"))
+    assert buffers
+    for path in buffers:
+        os.remove(path)
     capsys.readouterr()
-    out = qmix(*small, "--total-env-steps", "4500", "--runs-dir", str(tmp_path / "carried"), "--resume")
+    out = qmix(*small, "--total-env-steps", "4500", "--runs-dir", str(tmp_path), "--resume")
     assert "empty replay buffer" in capsys.readouterr().out
-    assert out["t_env"] >= 4500 and out["history"][0]["t_env"] == 0  # the run's history goes on
-    carry_run.main(carry_run.Args(str(carried), str(carried)[:-1] + "X"))  # a carried run carries again
-    with pytest.raises(InputError, match="no readable checkpoint"):
-        carry_run.main(carry_run.Args(str(tmp_path), str(tmp_path / "out")))
+    assert out["t_env"] >= 4500 and out["history"][0]["t_env"] == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -497,14 +565,24 @@ def test_bad_dataset_files(cache, tmp_path):
     raw = _raw(made["medium"][0])
     cases = {}
     cases["missing_key"] = {k: v for k, v in raw.items() if k != "obs"}
-    cases["nan"] = {**raw, "state": np.where(np.arange(raw["state"].size).reshape(raw["state"].shape) == 5, np.nan, raw["state"]).astype(np.float32)}
+    cases["nan"] = {
+        **raw,
+        "state": np.where(np.arange(raw["state"].size).reshape(raw["state"].shape) == 5, np.nan, raw["state"]).astype(
+            np.float32
+        ),
+    }
     unavailable = raw["avail_actions"].copy()
     np.put_along_axis(unavailable[:1, :1], raw["actions"][:1, :1], 0, -1)
     cases["unavailable"] = {**raw, "avail_actions": unavailable}
     cases["float_actions"] = {**raw, "actions": raw["actions"].astype(np.float32)}
     cases["empty"] = {**raw, "filled": np.zeros_like(raw["filled"])}
-    messages = {"missing_key": "lacks the keys", "nan": "NaN", "unavailable": "unavailable", "float_actions": "dtype",
-                "empty": "filled"}
+    messages = {
+        "missing_key": "lacks the keys",
+        "nan": "NaN",
+        "unavailable": "unavailable",
+        "float_actions": "dtype",
+        "empty": "filled",
+    }
     for name, arrays in cases.items():
         path = str(tmp_path / f"{name}.h5")
         _write_h5(path, arrays)
@@ -544,9 +622,15 @@ def test_bad_names_checkpoints_and_directories(tmp_path):
     with pytest.raises(InputError, match="cannot be written"):
         load_or_make("2s3z", "medium", 0, str(blocker), episodes=2)
     from tools import ship_policies  # a scripted expert's ε: below 1, and only for a scripted expert
-    for flags in ({"expert_epsilon": 0.02}, {"expert_epsilon": 1.0, "expert_scripted": "kite"},
-                  {"expert_epsilon": -0.1, "expert_scripted": "kite"}):
-        with pytest.raises(InputError, match=f"--expert-epsilon {flags['expert_epsilon']} is not accepted; accepted: 0 <= ε < 1"):
+
+    for flags in (
+        {"expert_epsilon": 0.02},
+        {"expert_epsilon": 1.0, "expert_scripted": "kite"},
+        {"expert_epsilon": -0.1, "expert_scripted": "kite"},
+    ):
+        with pytest.raises(
+            InputError, match=f"--expert-epsilon {flags['expert_epsilon']} is not accepted; accepted: 0 <= ε < 1"
+        ):
             ship_policies.main(ship_policies.Args(run_dir=str(tmp_path), **flags))
     with pytest.raises(InputError, match="holds no snapshots"):  # accepted: on to the run directory
         ship_policies.main(ship_policies.Args(run_dir=str(tmp_path), expert_epsilon=0.02, expert_scripted="kite"))
@@ -554,21 +638,35 @@ def test_bad_names_checkpoints_and_directories(tmp_path):
 
 def test_cli_bad_inputs(tmp_path, capsys, monkeypatch):
     assert_cli_error("tools/qmix_smac.py", ["--map", "4m", "--runs-dir", tmp_path], capsys, monkeypatch, "4m", "2s3z")
-    assert_cli_error("tools/qmix_smac.py", ["--td-lambda", "2", "--runs-dir", tmp_path], capsys, monkeypatch, "--td-lambda", "2")
-    assert_cli_error("envs/smac_data.py", ["--map", "2s3z", "--dataset", "good", "--cache-dir", tmp_path], capsys, monkeypatch,
-                     "good", "medium_replay")
+    assert_cli_error(
+        "tools/qmix_smac.py", ["--td-lambda", "2", "--runs-dir", tmp_path], capsys, monkeypatch, "--td-lambda", "2"
+    )
+    assert_cli_error(
+        "envs/smac_data.py",
+        ["--map", "2s3z", "--dataset", "good", "--cache-dir", tmp_path],
+        capsys,
+        monkeypatch,
+        "good",
+        "medium_replay",
+    )
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert_cli_error("tools/qmix_smac.py", ["--runs-dir", blocker], capsys, monkeypatch, "cannot be written")
     assert blocker.read_text() == ""
     # and once as a user types it, in a fresh interpreter
-    made = subprocess.run([sys.executable, "-m", "envs.smac_data", "--map", "2s3z", "--dataset", "good", "--cache-dir",
-                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    made = subprocess.run(
+        [sys.executable, "-m", "envs.smac_data", "--map", "2s3z", "--dataset", "good", "--cache-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert_one_line_error(made, "good", "medium_replay")
 
 
 def test_code_version_is_this_checkouts_commit_from_any_directory(tmp_path, monkeypatch):
     from envs.smac_data import code_version
+
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     if not head:
         pytest.skip("not a git checkout")
@@ -586,6 +684,7 @@ def test_replay_rollouts_play_with_their_checkpoints_epsilon():
     """medium_replay's episodes are ε-greedy with each checkpoint's ε: ε = 1 plays other actions than ε = 0
     in the same battles (CFCQL's buffer held its exploring episodes)."""
     from envs.smac_data import _rollouts, policy_manifest
+
     medium = policy_manifest("2s3z")["medium"]
     path = os.path.join(POLICY_DIR, "2s3z")
     greedy, exploring = (next(_rollouts("2s3z", medium, path, 2, epsilon, 123, 1000)) for epsilon in (0.0, 1.0))

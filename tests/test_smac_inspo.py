@@ -9,22 +9,45 @@ import pytest
 import torch
 
 import inspo_smac
-from benchmarks import smac_agreement, smac_greedy
-from conftest import (assert_hyperparameters, assert_summary_file, assert_tracked, global_rngs_untouched, install_fake_smac,
-                      install_spies, record_calls, run_script, steps, tensorboard_scalars)
+from conftest import (
+    assert_hyperparameters,
+    assert_summary_file,
+    assert_tracked,
+    global_rngs_untouched,
+    install_fake_smac,
+    install_spies,
+    record_calls,
+    run_script,
+    steps,
+    tensorboard_scalars,
+)
 from envs import InputError
 from envs.smac import SMACBatch
 from envs.smac_data import H5Writer, format_card, load_h5, map_sizes, rollout
 
-TINY = dict(map="2s3z", dataset="medium", num_updates=6, bc_updates=30, batch_episodes=4, batch_size=64, hidden_dim=32,
-            eval_interval=3, eval_episodes=4, final_eval_episodes=8, progress=False, checkpoint_interval=3)
+TINY = dict(
+    map="2s3z",
+    dataset="medium",
+    num_updates=6,
+    bc_updates=30,
+    batch_episodes=4,
+    batch_size=64,
+    hidden_dim=32,
+    eval_interval=3,
+    eval_episodes=4,
+    final_eval_episodes=8,
+    progress=False,
+    checkpoint_interval=3,
+)
 
 
 def write_scripted_file(path: str) -> str:
     """24 episodes of 2s3z played by the attack-nearest team, in CFCQL's h5 layout. The team
     never stops and never moves north, south or west (actions 1, 2, 3, 5)."""
     writer = H5Writer(path, 24, map_sizes("2s3z"))
-    out = rollout(SMACBatch("2s3z", 24, seed=11, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest")
+    out = rollout(
+        SMACBatch("2s3z", 24, seed=11, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest"
+    )
     writer.write({k: v for k, v in out.items() if k not in ("won", "timeout", "length")})
     writer.close()
     actions = load_h5(path, "2s3z")["actions"]
@@ -42,14 +65,36 @@ def tiny_args(tmp_path, scripted_file, **overrides):
 
 
 def test_end_to_end_cli_with_a_cfcql_file(tmp_path, scripted_file):
-    result = run_script("inspo_smac.py", "--map", "2s3z", "--dataset-file", scripted_file, "--num-updates", "4",
-                        "--bc-updates", "10", "--batch-episodes", "4", "--batch-size", "32", "--hidden-dim", "32",
-                        "--eval-interval", "2", "--eval-episodes", "4", "--final-eval-episodes", "4", "--no-progress",
-                        "--runs-dir", str(tmp_path))
+    result = run_script(
+        "inspo_smac.py",
+        "--map",
+        "2s3z",
+        "--dataset-file",
+        scripted_file,
+        "--num-updates",
+        "4",
+        "--bc-updates",
+        "10",
+        "--batch-episodes",
+        "4",
+        "--batch-size",
+        "32",
+        "--hidden-dim",
+        "32",
+        "--eval-interval",
+        "2",
+        "--eval-episodes",
+        "4",
+        "--final-eval-episodes",
+        "4",
+        "--no-progress",
+        "--runs-dir",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("summary: ")
-    with open(last[len("summary: "):]) as f:
+    with open(last[len("summary: ") :]) as f:
         summary = json.load(f)
     for key in ("final_win_rate", "final_return", "best_win_rate", "bc_win_rate", "wall_time_s", "num_updates", "args"):
         assert key in summary
@@ -58,8 +103,9 @@ def test_end_to_end_cli_with_a_cfcql_file(tmp_path, scripted_file):
 
 
 def test_without_a_dataset_file_the_dataset_is_generated_and_cached(tmp_path):
-    arrays, card = inspo_smac.load_dataset(inspo_smac.Args(map="2s3z", dataset="medium", dataset_episodes=4,
-                                                           cache_dir=str(tmp_path)))
+    arrays, card = inspo_smac.load_dataset(
+        inspo_smac.Args(map="2s3z", dataset="medium", dataset_episodes=4, cache_dir=str(tmp_path))
+    )
     assert card["source"] == os.path.join(tmp_path, "smac", "2s3z_medium_seed0_n4.h5") and card["episodes"] == 4
     cached = load_h5(card["source"], "2s3z")
     assert arrays.keys() == cached.keys() and all(np.array_equal(arrays[k], cached[k]) for k in arrays)
@@ -82,8 +128,16 @@ def test_unroll_matches_step_by_step_acting(scripted_file):
     # act() carries the hidden state between calls exactly like the unroll
     hidden = [None] * 5
     for t in range(batch["obs"].shape[1]):
-        greedy = inspo_smac.act(policies, batch["obs"][:, t].numpy(), batch["avail"][:, t].int().numpy(),
-                                batch["last_actions"][:, t].numpy(), hidden, True, None, "cpu")
+        greedy = inspo_smac.act(
+            policies,
+            batch["obs"][:, t].numpy(),
+            batch["avail"][:, t].int().numpy(),
+            batch["last_actions"][:, t].numpy(),
+            hidden,
+            True,
+            None,
+            "cpu",
+        )
         live = batch["avail"][:, t].any(-1).all(-1).numpy()
         np.testing.assert_array_equal(greedy[live], unrolled[:, t].argmax(-1).numpy()[live])
 
@@ -131,13 +185,16 @@ def test_sc2_evaluation_plays_smacs_interface_like_the_batched_simulator(monkeyp
     simulator's twin of that API standing in for SMAC, one battle of a seed gives the batched evaluation's
     numbers exactly, greedy or sampled with the same generator."""
     from envs.smac import StarCraft2Env
+
     install_fake_smac(monkeypatch, StarCraft2Env)
     with torch.random.fork_rng():
         torch.manual_seed(1)
         policies = [inspo_smac.RecurrentPolicy(80 + 11 + 5, 11, 16) for _ in range(5)]
     for seed, greedy in ((3, True), (4, False)):
-        batched, sc2 = (inspo_smac.evaluate(policies, "2s3z", 1, greedy, seed, torch.Generator().manual_seed(0), "cpu", backend)
-                        for backend in ("builtin", "sc2"))
+        batched, sc2 = (
+            inspo_smac.evaluate(policies, "2s3z", 1, greedy, seed, torch.Generator().manual_seed(0), "cpu", backend)
+            for backend in ("builtin", "sc2")
+        )
         assert sc2 == batched and batched[1] > 0, (seed, batched, sc2)
 
 
@@ -158,101 +215,128 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
         return real["update_order"](args, n_agents, rng, advantages)
 
     real = install_spies(monkeypatch, inspo_smac, save_checkpoint, update_order)
-    evaluations = record_calls(monkeypatch, inspo_smac, "evaluate")  # (policies, map, episodes, greedy, seed, generator, device, backend)
+    # (policies, map, episodes, greedy, seed, generator, device, backend)
+    evaluations = record_calls(monkeypatch, inspo_smac, "evaluate")
     not_a_dir = tmp_path.parent / "not_a_dir"
     not_a_dir.write_text("")  # with --dataset-file the cache directory is never used, so it is not checked
     with global_rngs_untouched():  # every draw from the run's own generators
-        summary = inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=5, eval_interval=2, checkpoint_interval=2,
-                                            update_order="semi-greedy", cache_dir=str(not_a_dir), track=True,
-                                            wandb_entity="e", progress=True))
+        summary = inspo_smac.main(
+            tiny_args(
+                tmp_path,
+                scripted_file,
+                num_updates=5,
+                eval_interval=2,
+                checkpoint_interval=2,
+                update_order="semi-greedy",
+                cache_dir=str(not_a_dir),
+                track=True,
+                wandb_entity="e",
+                progress=True,
+            )
+        )
     assert saved == [2, 4, 5]
     assert len(orders) == 5 and all(a is not None and len(a) == 5 for a in orders)
     run_dir = os.path.join(tmp_path, os.listdir(tmp_path)[0])
     assert_tracked(fake_wandb, run_dir, "inspo", "e")
     scalars = tensorboard_scalars(run_dir)
-    for tag in ("eval/win_rate", "eval/return", "charts/alpha", "charts/beta", "charts/kl", "losses/critic_loss",
-                "losses/actor_loss"):
+    for tag in (
+        "eval/win_rate",
+        "eval/return",
+        "charts/alpha",
+        "charts/beta",
+        "charts/kl",
+        "losses/critic_loss",
+        "losses/actor_loss",
+    ):
         assert steps(scalars[tag]) == [2, 4, 5], tag
     assert steps(scalars["losses/bc_loss"]) == [0]
     assert scalars["eval/final_win_rate"] == [(5, pytest.approx(summary["final_win_rate"]))]
     assert_hyperparameters(run_dir, summary)  # the arguments' table (CleanRL's text card)
     assert [h[0] for h in summary["history"]] == [2, 4, 5] and summary["num_updates"] == 5
     assert summary["best_win_rate"] == max(h[1] for h in summary["history"])
-    assert summary["args"]["update_order"] == "semi-greedy" and (summary["map"], summary["dataset"]) == ("2s3z", "medium")
+    assert summary["args"]["update_order"] == "semi-greedy" and (summary["map"], summary["dataset"]) == (
+        "2s3z",
+        "medium",
+    )
     seed = 50_000_000  # --seed 0's evaluation battles, far from every dataset's and QMIX's
     assert [call[1:5] + call[7:] for call, _ in evaluations] == [("2s3z", 8, True, seed, "builtin")] + [
-        ("2s3z", 4, True, seed + k, "builtin") for k in (2, 4, 5)] + [("2s3z", 8, True, seed, "builtin")]
+        ("2s3z", 4, True, seed + k, "builtin") for k in (2, 4, 5)
+    ] + [("2s3z", 8, True, seed, "builtin")]
     results = [result for _, result in evaluations]
-    assert (summary["bc_win_rate"], summary["bc_return"]) == results[0] and (summary["final_win_rate"], summary["final_return"]) == results[-1]
+    assert (summary["bc_win_rate"], summary["bc_return"]) == results[0] and (
+        summary["final_win_rate"],
+        summary["final_return"],
+    ) == results[-1]
     assert [tuple(h[1:3]) for h in summary["history"]] == results[1:4]
     assert [v for _, v in scalars["eval/win_rate"]] == pytest.approx([r[0] for r in results[1:4]])
     assert [v for _, v in scalars["eval/return"]] == pytest.approx([r[1] for r in results[1:4]])
     args = inspo_smac.Args()
-    assert [v for _, v in scalars["charts/beta"]] == pytest.approx([args.beta_0 * args.beta_decay ** k for k in (2, 4, 5)])
+    assert [v for _, v in scalars["charts/beta"]] == pytest.approx(
+        [args.beta_0 * args.beta_decay**k for k in (2, 4, 5)]
+    )
     times = [h[3] for h in summary["history"]]
     assert 0 < times[0] < times[1] < times[2] <= summary["wall_time_s"] < 600
-    assert set(summary) == {"map", "dataset", "card", "eval_greedy", "env_backend", "final_win_rate", "final_return",
-                            "best_win_rate", "bc_win_rate", "bc_return", "history", "wall_time_s", "num_updates",
-                            "args", "critic", "critic_history"}  # the issue's fields and the rest, none renamed or lost
+    # the issue's fields and the rest, none renamed or lost
+    assert set(summary) == {
+        "map",
+        "dataset",
+        "card",
+        "eval_greedy",
+        "env_backend",
+        "final_win_rate",
+        "final_return",
+        "best_win_rate",
+        "bc_win_rate",
+        "bc_return",
+        "history",
+        "wall_time_s",
+        "num_updates",
+        "args",
+        "critic",
+        "critic_history",
+    }
     # the critic, measured against the data's return-to-go at every evaluation: in the summary and in TensorBoard
-    assert [c["iteration"] for c in summary["critic_history"]] == [2, 4, 5] and summary["critic"] == summary["critic_history"][-1]
+    assert [c["iteration"] for c in summary["critic_history"]] == [2, 4, 5] and summary["critic"] == summary[
+        "critic_history"
+    ][-1]
     assert set(summary["critic"]) == {"iteration", "q", "return", "bias", "corr", "steps", "relative_bias", "buckets"}
     assert list(summary["critic"]["buckets"]) == ["t0-1", "t1-5", "t5-15", "t15-40", "t40-end"]
     history = summary["critic_history"]
-    for tag, values in (("charts/critic_corr", [c["corr"] for c in history]),
-                        ("charts/critic_relative_bias", [c["relative_bias"] for c in history]),
-                        ("charts/critic_bias_t0-1", [c["buckets"]["t0-1"]["bias"] for c in history]),
-                        ("charts/critic_corr_t5-15", [c["buckets"]["t5-15"]["corr"] for c in history])):
+    for tag, values in (
+        ("charts/critic_corr", [c["corr"] for c in history]),
+        ("charts/critic_relative_bias", [c["relative_bias"] for c in history]),
+        ("charts/critic_bias_t0-1", [c["buckets"]["t0-1"]["bias"] for c in history]),
+        ("charts/critic_corr_t5-15", [c["buckets"]["t5-15"]["corr"] for c in history]),
+    ):
         assert [v for _, v in scalars[tag]] == pytest.approx(values, nan_ok=True), tag
     assert_summary_file(run_dir, summary)
-    # benchmarks/smac_greedy.py replays a finished run's final evaluations from its checkpoint: the same numbers
-    row = smac_greedy.measure(run_dir, 8, perturb=False)
-    assert (row["pi_greedy"], row["mu_greedy"]) == (summary["final_win_rate"], summary["bc_win_rate"])
-    assert row["pi_decisions"] > 0 and 0 <= row["pi_below_0.05"] <= row["pi_below_0.1"] <= row["pi_below_0.2"] <= 1
-    # benchmarks/smac_agreement.py counts every decision of the run's data (an agent with 2+ actions, t < L)
-    [agree] = smac_agreement.measure(run_dir)
-    arrays = load_h5(summary["args"]["dataset_file"], "2s3z")
-    before_end = arrays["filled"].reshape(len(arrays["filled"]), -1)[:, 1:] == 1  # t < L: step t + 1 is filled
-    assert agree["part"] == "all" and agree["decisions"] == int(((arrays["avail_actions"][:, :-1].sum(-1) >= 2) & before_end[..., None]).sum())
-    assert all(0 <= agree[m] <= 1 for m in smac_agreement.MODELS) and agree["kl"] >= -1e-6 and agree["alpha"] > 0
-    assert agree["pi_all_right"] <= agree["pi"] and agree["final_win_rate"] == summary["final_win_rate"]
-    assert 0 <= agree["clipped"] <= 1 and 0 < agree["ess"] <= 1 + 1e-9
-    # Eq. 20's weights: at a huge α all equal (ESS 1, none clipped); at a tiny α each is the clip or ~0, so ESS = share clipped
-    _, run_args, models, _, beta = smac_agreement.load(run_dir)
-    assert beta == pytest.approx(run_args.beta_0 * run_args.beta_decay ** 5)  # the final β, which Eq. 20's weights use
-    data = inspo_smac.episode_tensors(arrays, "cpu")
-    episodes = np.arange(len(data["reward"]))
-    flat = smac_agreement.agreement(data, episodes, models, 1e9, run_args.weight_clip, beta)
-    assert flat["ess"] == pytest.approx(1, abs=1e-6) and flat["clipped"] == 0
-    sharp = smac_agreement.agreement(data, episodes, models, 1e-9, run_args.weight_clip)  # β = 0
-    assert 0 < sharp["clipped"] < 1 and sharp["ess"] == pytest.approx(sharp["clipped"], rel=0.05)
-    # a huge β leaves w = min(1/µ(a), clip): Eq. 20's entropy term alone
-    with torch.no_grad():
-        batch = inspo_smac.episode_batch(data, torch.as_tensor(episodes))
-        w = []
-        for i, behaviour in enumerate(models["behaviours"]):
-            decide = batch["valid"] & (batch["avail"][:, :, i].sum(-1) >= 2)
-            w.append(torch.exp(-inspo_smac.taken(inspo_smac.unroll(behaviour, batch, i), batch, i))[decide].clamp(max=run_args.weight_clip))
-        w = torch.cat(w).double()
-    entropy_only = smac_agreement.agreement(data, episodes, models, 1e-9, run_args.weight_clip, 1e9)
-    assert entropy_only["ess"] == pytest.approx(float(w.sum() ** 2 / (len(w) * (w ** 2).sum())), rel=1e-4)
-    printed, progress = capsys.readouterr()  # the dataset it trained on, then the result a user reads; the bar on stderr
+    # the dataset it trained on, then the result a user reads; the bar on stderr
+    printed, progress = capsys.readouterr()
     assert f"{os.path.basename(run_dir)[:40]}: 100%|" in progress and "5/5 [" in progress
     printed = printed.splitlines()
-    assert printed[0] == format_card(summary["card"]) and printed[-1] == f"summary: {os.path.join(run_dir, 'summary.json')}"
+    assert (
+        printed[0] == format_card(summary["card"])
+        and printed[-1] == f"summary: {os.path.join(run_dir, 'summary.json')}"
+    )
     critic = summary["critic"]
-    assert printed[-3] == (f"critic (t >= 5, 64 dataset episodes): Q {critic['q']:.2f} against the return-to-go "
-                           f"{critic['return']:.2f} (bias {100 * critic['relative_bias']:+.0f} %), correlation {critic['corr']:.2f}")
-    assert printed[-2] == (f"smac 2s3z medium: win rate {summary['final_win_rate']:.3f}, return {summary['final_return']:.2f} "
-                           f"(greedy, 8 battles; best {summary['best_win_rate']:.3f}), BC {summary['bc_win_rate']:.3f} "
-                           f"({summary['bc_return']:.2f}), {summary['wall_time_s']:.1f} s")
+    assert printed[-3] == (
+        f"critic (t >= 5, 64 dataset episodes): Q {critic['q']:.2f} against the return-to-go "
+        f"{critic['return']:.2f} (bias {100 * critic['relative_bias']:+.0f} %), correlation {critic['corr']:.2f}"
+    )
+    assert printed[-2] == (
+        f"smac 2s3z medium: win rate {summary['final_win_rate']:.3f}, return {summary['final_return']:.2f} "
+        f"(greedy, 8 battles; best {summary['best_win_rate']:.3f}), BC {summary['bc_win_rate']:.3f} "
+        f"({summary['bc_return']:.2f}), {summary['wall_time_s']:.1f} s"
+    )
 
 
 @pytest.mark.slow
 def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
     """Only dataset actions enter Eq. 20: the actions the data never takes (stop, north, south,
     west) keep no more mass under π than under µ, which gives them almost none."""
-    inspo_smac.main(tiny_args(tmp_path, scripted_file, num_updates=20, bc_updates=150, eval_interval=20, autotune_alpha=False))
+    inspo_smac.main(
+        tiny_args(tmp_path, scripted_file, num_updates=20, bc_updates=150, eval_interval=20, autotune_alpha=False)
+    )
     state = torch.load(os.path.join(tmp_path, os.listdir(tmp_path)[0], "checkpoint.pt"), weights_only=False)
     assert set(state) == set(inspo_smac.CHECKPOINT_KEYS)  # what a resume checks for is what a run writes
     data = inspo_smac.episode_tensors(load_h5(scripted_file, "2s3z"), "cpu")
@@ -271,7 +355,9 @@ def test_in_sample_actions_never_taken_keep_no_mass(tmp_path, scripted_file):
 
 
 @pytest.mark.slow
-def test_same_seed_same_numbers_resume_continues_exactly_only_from_its_own_configuration(tmp_path, scripted_file, capsys):
+def test_same_seed_same_numbers_resume_continues_exactly_only_from_its_own_configuration(
+    tmp_path, scripted_file, capsys
+):
     """A run of 6 iterations against the same seed stopped at iteration 3 (its checkpoint) and resumed
     to 6 in a new call: the same numbers (so also the same seed gives the same numbers: any draw not
     taken from the seeded, checkpointed generators would part the two). Stochastic evaluation, so that
@@ -294,7 +380,7 @@ def test_same_seed_same_numbers_resume_continues_exactly_only_from_its_own_confi
     torch.save(state, checkpoint)
     capsys.readouterr()
     resumed = inspo_smac.main(tiny_args(tmp_path / "c", scripted_file, resume=checkpoint, **quick))
-    assert min(h[3] for h in resumed["history"][len(first["history"]):]) > 1e6 and resumed["wall_time_s"] > 1e6
+    assert min(h[3] for h in resumed["history"][len(first["history"]) :]) > 1e6 and resumed["wall_time_s"] > 1e6
     printed, progress = capsys.readouterr()
     assert progress == ""  # --no-progress
     assert f"resumed {os.path.basename(run_dir)} at iteration 3\n" in printed and "(stochastic, 8 battles; " in printed

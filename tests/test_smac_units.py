@@ -77,15 +77,21 @@ def soft_value(batch, b, t, i, target, logp, alpha, beta):
 def test_soft_values_are_eq_24s_value_for_every_agent_and_slot():
     batch = hand_batch()
     targets = [TableCritic(10 + i) for i in range(N)]
-    logps = [inspo_smac.masked_log_softmax(torch.randn(B, T, A, generator=torch.Generator().manual_seed(20 + i)),
-                                           batch["avail"][:, :, i]) for i in range(N)]
+    logps = [
+        inspo_smac.masked_log_softmax(
+            torch.randn(B, T, A, generator=torch.Generator().manual_seed(20 + i)), batch["avail"][:, :, i]
+        )
+        for i in range(N)
+    ]
     alpha, beta = 0.3, 0.7
     values = inspo_smac.soft_values(batch, logps, targets, alpha, beta)
     assert values.shape == (B, T, N)
     for b in range(B):
         for t in range(T):
             for i in range(N):
-                assert float(values[b, t, i]) == pytest.approx(soft_value(batch, b, t, i, targets[i], logps[i], alpha, beta), rel=1e-5)
+                assert float(values[b, t, i]) == pytest.approx(
+                    soft_value(batch, b, t, i, targets[i], logps[i], alpha, beta), rel=1e-5
+                )
 
 
 # Two episodes: the first terminates at t = 2 (3 transitions), the second is cut after 2 transitions
@@ -94,8 +100,9 @@ GAMMA = 0.9
 REWARD = torch.tensor([[1.0, 2.0, 3.0, 0.0], [0.5, 0.25, 0.0, 0.0]])
 DONE = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
 VALID = torch.tensor([[True, True, True, False], [True, True, False, False]])
-VALUES = torch.tensor([[[10.0, -1.0], [20.0, -2.0], [30.0, -3.0], [40.0, -4.0]],
-                       [[5.0, 1.0], [6.0, 2.0], [7.0, 3.0], [8.0, 4.0]]])
+VALUES = torch.tensor(
+    [[[10.0, -1.0], [20.0, -2.0], [30.0, -3.0], [40.0, -4.0]], [[5.0, 1.0], [6.0, 2.0], [7.0, 3.0], [8.0, 4.0]]]
+)
 
 
 def by_hand(lam: float) -> dict:
@@ -119,7 +126,7 @@ def test_lambda_returns_of_a_terminated_and_a_cut_episode_by_hand(lam):
     for (b, t), expected in by_hand(lam).items():
         torch.testing.assert_close(returns[b, t], torch.tensor(expected), rtol=1e-6, atol=1e-5)
     if lam == 1.0:  # the discounted return of the terminated episode: no value enters
-        assert returns[0, 0].tolist() == pytest.approx([1 + GAMMA * 2 + GAMMA ** 2 * 3] * 2)
+        assert returns[0, 0].tolist() == pytest.approx([1 + GAMMA * 2 + GAMMA**2 * 3] * 2)
 
 
 @torch.no_grad()
@@ -128,14 +135,22 @@ def test_one_step_targets_are_eq_24_and_a_terminal_step_is_its_reward():
     batch = hand_batch(done_at=1)
     batch["done"][1, 1] = 0.0  # one episode ends at t = 1, the other runs on: a batch that mixes both
     targets = [TableCritic(10 + i) for i in range(N)]
-    logps = [inspo_smac.masked_log_softmax(torch.randn(B, T, A, generator=torch.Generator().manual_seed(30 + i)),
-                                           batch["avail"][:, :, i]) for i in range(N)]
+    logps = [
+        inspo_smac.masked_log_softmax(
+            torch.randn(B, T, A, generator=torch.Generator().manual_seed(30 + i)), batch["avail"][:, :, i]
+        )
+        for i in range(N)
+    ]
     values = inspo_smac.soft_values(batch, logps, targets, 0.3, 0.7)
     returns = inspo_smac.lambda_returns(batch["reward"], batch["done"], batch["valid"], values, ARGS.gamma, 0.0)
     for b in range(B):
         for t in range(3):
             for i in range(N):
-                bootstrap = 0.0 if batch["done"][b, t] else ARGS.gamma * soft_value(batch, b, t + 1, i, targets[i], logps[i], 0.3, 0.7)
+                bootstrap = (
+                    0.0
+                    if batch["done"][b, t]
+                    else ARGS.gamma * soft_value(batch, b, t + 1, i, targets[i], logps[i], 0.3, 0.7)
+                )
                 assert float(returns[b, t, i]) == pytest.approx(float(batch["reward"][b, t]) + bootstrap, rel=1e-5)
 
 
@@ -146,8 +161,10 @@ def test_critic_loss_is_the_squared_error_to_the_targets_at_the_drawn_steps():
     targets = torch.arange(B * T, dtype=torch.float32).reshape(B, T) / 3
     steps = torch.tensor([0, 1, 2, 5, 4, 1])
     i = 1
-    expected = [(float(critic(batch["state"][b, t])[batch["actions"][b, t, i]]) - float(targets[b, t])) ** 2
-                for b, t in (divmod(step, T) for step in steps.tolist())]
+    expected = [
+        (float(critic(batch["state"][b, t])[batch["actions"][b, t, i]]) - float(targets[b, t])) ** 2
+        for b, t in (divmod(step, T) for step in steps.tolist())
+    ]
     loss = inspo_smac.critic_loss(batch, steps, i, critic, targets, ARGS)
     assert float(loss) == pytest.approx(np.mean(expected), rel=1e-5)
 
@@ -162,10 +179,14 @@ def test_the_critic_learns_the_values_of_a_chain_in_a_small_budget():
     state = torch.eye(T_)[None]  # [1, T, S]
     avail = torch.zeros(1, T_, n_agents, 2, dtype=torch.bool)
     avail[..., 0] = True
-    batch = {"state": state, "avail": avail, "actions": torch.zeros(1, T_, n_agents, dtype=torch.long),
-             "reward": torch.cat([torch.ones(1, length), torch.zeros(1, 1)], 1),
-             "done": torch.cat([torch.zeros(1, length - 1), torch.ones(1, 2)], 1),
-             "valid": torch.arange(T_)[None] < length}
+    batch = {
+        "state": state,
+        "avail": avail,
+        "actions": torch.zeros(1, T_, n_agents, dtype=torch.long),
+        "reward": torch.cat([torch.ones(1, length), torch.zeros(1, 1)], 1),
+        "done": torch.cat([torch.zeros(1, length - 1), torch.ones(1, 2)], 1),
+        "valid": torch.arange(T_)[None] < length,
+    }
     batch["log_mu"] = inspo_smac.masked_log_softmax(torch.zeros(1, T_, n_agents, 2), avail)
     logps = [batch["log_mu"][:, :, i] for i in range(n_agents)]
     args = inspo_smac.Args(gamma=gamma, cql_alpha=0.0, td_lambda=0.8, tau=0.1)
@@ -178,8 +199,14 @@ def test_the_critic_learns_the_values_of_a_chain_in_a_small_budget():
     optimisers = [torch.optim.Adam(c.parameters(), lr=1e-2) for c in critics]
     steps = torch.arange(length)
     for _ in range(100):
-        targets = inspo_smac.lambda_returns(batch["reward"], batch["done"], batch["valid"],
-                                            inspo_smac.soft_values(batch, logps, target_critics, 0.1, 0.0), gamma, args.td_lambda)
+        targets = inspo_smac.lambda_returns(
+            batch["reward"],
+            batch["done"],
+            batch["valid"],
+            inspo_smac.soft_values(batch, logps, target_critics, 0.1, 0.0),
+            gamma,
+            args.td_lambda,
+        )
         for i in range(n_agents):
             loss = inspo_smac.critic_loss(batch, steps, i, critics[i], targets[..., i], args)
             optimisers[i].zero_grad()
@@ -203,13 +230,19 @@ def test_critic_report_compares_q_with_the_return_to_go():
     lengths = [7, 5, 3]
     filled = np.zeros((E_, T_), np.int64)
     for e, n in enumerate(lengths):
-        filled[e, :n + 1] = 1
+        filled[e, : n + 1] = 1
     reward = np.zeros((E_, T_), np.float32)
     for e, n in enumerate(lengths):
         reward[e, :n] = np.arange(1, n + 1) * (e + 1)
-    arrays = {"filled": filled, "actions": np.zeros((E_, T_, 2), np.int64), "obs": np.zeros((E_, T_, 2, 1), np.float32),
-              "state": np.zeros((E_, T_, 1), np.float32), "avail_actions": np.ones((E_, T_, 2, 2), np.int32),
-              "reward": reward, "terminated": np.zeros((E_, T_), np.uint8)}
+    arrays = {
+        "filled": filled,
+        "actions": np.zeros((E_, T_, 2), np.int64),
+        "obs": np.zeros((E_, T_, 2, 1), np.float32),
+        "state": np.zeros((E_, T_, 1), np.float32),
+        "avail_actions": np.ones((E_, T_, 2, 2), np.int32),
+        "reward": reward,
+        "terminated": np.zeros((E_, T_), np.uint8),
+    }
     data = inspo_smac.episode_tensors(arrays, "cpu")
     probe = inspo_smac.probe_episodes(data, 10, 0.5)
     for e, n in enumerate(lengths):
@@ -257,7 +290,9 @@ def test_cql_term_is_logsumexp_of_the_available_minus_the_behaviour_mean():
 def test_actor_loss_weights_the_dataset_action_by_eq_20():
     batch = hand_batch()
     target = TableCritic(2)
-    logp = inspo_smac.masked_log_softmax(torch.randn(B, T, A, generator=torch.Generator().manual_seed(4)), batch["avail"][:, :, 2])
+    logp = inspo_smac.masked_log_softmax(
+        torch.randn(B, T, A, generator=torch.Generator().manual_seed(4)), batch["avail"][:, :, 2]
+    )
     steps = torch.tensor([0, 1, 2, 4])
     i, alpha, beta = 2, 0.5, 0.25
     expected = []
@@ -266,19 +301,29 @@ def test_actor_loss_weights_the_dataset_action_by_eq_20():
         a = int(batch["actions"][b, t, i])
         q = target(batch["state"][b, t])
         advantage = float(q[a] - (logp[b, t].exp() * q).sum())
-        weight = min(math.exp((advantage - beta * float(batch["log_mu"][b, t, i, a])) / (alpha + beta)), ARGS.weight_clip)
+        weight = min(
+            math.exp((advantage - beta * float(batch["log_mu"][b, t, i, a])) / (alpha + beta)), ARGS.weight_clip
+        )
         expected.append(-weight * float(logp[b, t, a]))
     loss = inspo_smac.actor_loss(batch, steps, i, logp, target, alpha, beta, ARGS)
     assert float(loss.detach()) == pytest.approx(np.mean(expected), rel=1e-5)
     clipped = inspo_smac.actor_loss(batch, steps, i, logp, target, 1e-3, 0.0, inspo_smac.Args(weight_clip=2.0))
-    assert float(clipped) <= 2.0 * float(-logp[steps // T, steps % T].gather(1, batch["actions"][steps // T, steps % T, i, None]).mean()) + 1e-5
+    assert (
+        float(clipped)
+        <= 2.0 * float(-logp[steps // T, steps % T].gather(1, batch["actions"][steps // T, steps % T, i, None]).mean())
+        + 1e-5
+    )
 
 
 def test_mean_kl_is_zero_at_mu_and_the_closed_form_elsewhere():
     batch = hand_batch()
-    assert float(inspo_smac.mean_kl(batch, [batch["log_mu"][:, :, i] for i in range(N)])) == pytest.approx(0.0, abs=1e-6)
+    assert float(inspo_smac.mean_kl(batch, [batch["log_mu"][:, :, i] for i in range(N)])) == pytest.approx(
+        0.0, abs=1e-6
+    )
     uniform = inspo_smac.masked_log_softmax(torch.zeros(B, T, A), batch["avail"][:, :, 0])
-    expected = np.mean([float((uniform.exp() * (uniform - batch["log_mu"][:, :, i])).sum(-1)[batch["valid"]].mean()) for i in range(N)])
+    expected = np.mean(
+        [float((uniform.exp() * (uniform - batch["log_mu"][:, :, i])).sum(-1)[batch["valid"]].mean()) for i in range(N)]
+    )
     assert float(inspo_smac.mean_kl(batch, [uniform] * N)) == pytest.approx(expected, rel=1e-5)
 
 
@@ -295,7 +340,9 @@ def test_semi_greedy_expected_advantage_over_the_valid_steps():
     batch = hand_batch()
     critics = [TableCritic(seed) for seed in range(N)]
     g = torch.Generator().manual_seed(5)
-    logps = [inspo_smac.masked_log_softmax(torch.randn(B, T, A, generator=g), batch["avail"][:, :, i]) for i in range(N)]
+    logps = [
+        inspo_smac.masked_log_softmax(torch.randn(B, T, A, generator=g), batch["avail"][:, :, i]) for i in range(N)
+    ]
     got = inspo_smac.expected_advantages(batch, logps, critics)
     for i in range(N):
         terms = []
@@ -325,8 +372,13 @@ def test_joint_behaviour_leaves_agent_i_out_and_conditions_on_earlier_teammates_
     first_only = inspo_smac.JointBehaviour(S, N, A, 16)
     first_only.load_state_dict(model.state_dict())
     assert (total <= 1 + 1e-5).all() and (total > 0).all()
-    grand = sum(model.log_prob(state, torch.stack([actions[:, 0], torch.full((5,), a1), torch.full((5,), a2)], 1), avail, 0).exp()
-                for a1 in range(A) for a2 in range(A))
+    grand = sum(
+        model.log_prob(
+            state, torch.stack([actions[:, 0], torch.full((5,), a1), torch.full((5,), a2)], 1), avail, 0
+        ).exp()
+        for a1 in range(A)
+        for a2 in range(A)
+    )
     torch.testing.assert_close(grand, torch.ones(5))
 
 
@@ -342,9 +394,15 @@ def test_policy_inputs_last_action_and_agent_id():
 
 def test_episode_tensors_mark_the_transitions_and_the_terminal_slot():
     filled = np.array([[1, 1, 1, 0], [1, 1, 1, 1]])
-    arrays = {"filled": filled, "actions": np.zeros((2, 4, 1), np.int64), "state": np.zeros((2, 4, 1), np.float32),
-              "obs": np.zeros((2, 4, 1, 1), np.float32), "avail_actions": np.ones((2, 4, 1, 2), np.int32),
-              "reward": np.zeros((2, 4), np.float32), "terminated": np.zeros((2, 4), np.uint8)}
+    arrays = {
+        "filled": filled,
+        "actions": np.zeros((2, 4, 1), np.int64),
+        "state": np.zeros((2, 4, 1), np.float32),
+        "obs": np.zeros((2, 4, 1, 1), np.float32),
+        "avail_actions": np.ones((2, 4, 1, 2), np.int32),
+        "reward": np.zeros((2, 4), np.float32),
+        "terminated": np.zeros((2, 4), np.uint8),
+    }
     data = inspo_smac.episode_tensors(arrays, "cpu")
     assert data["valid"].tolist() == [[True, True, False, False], [True, True, True, False]]
     assert data["length"].tolist() == [2, 3]
@@ -356,7 +414,9 @@ def test_episode_tensors_mark_the_transitions_and_the_terminal_slot():
 def small_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("data") / "2s3z_small.h5")
     writer = H5Writer(path, 8, map_sizes("2s3z"))
-    out = rollout(SMACBatch("2s3z", 8, seed=5, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest")
+    out = rollout(
+        SMACBatch("2s3z", 8, seed=5, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest"
+    )
     writer.write({k: v for k, v in out.items() if k not in ("won", "timeout", "length")})
     writer.close()
     return path
@@ -390,9 +450,25 @@ def spy_run(tmp_path, small_file, monkeypatch, **overrides):
 
     real = install_spies(monkeypatch, inspo_smac, importance_ratio, resample, soft_values, critic_loss, actor_loss)
     monkeypatch.setattr(inspo_smac, "evaluate", lambda *args: (0.0, 0.0))  # battles are not what is recorded here
-    args = inspo_smac.Args(**{**dict(map="2s3z", dataset_file=small_file, runs_dir=str(tmp_path), num_updates=1, bc_updates=3,
-                                     batch_episodes=4, batch_size=32, hidden_dim=16, eval_episodes=2, final_eval_episodes=2,
-                                     progress=False, learning_rate=0.05), **overrides})
+    args = inspo_smac.Args(
+        **{
+            **dict(
+                map="2s3z",
+                dataset_file=small_file,
+                runs_dir=str(tmp_path),
+                num_updates=1,
+                bc_updates=3,
+                batch_episodes=4,
+                batch_size=32,
+                hidden_dim=16,
+                eval_episodes=2,
+                final_eval_episodes=2,
+                progress=False,
+                learning_rate=0.05,
+            ),
+            **overrides,
+        }
+    )
     inspo_smac.main(args)
     return calls
 
@@ -421,7 +497,7 @@ def test_iteration_order_batches_and_pi0_equals_mu(tmp_path, small_file, monkeyp
     assert scalars["losses/actor_loss"] == [(1, pytest.approx(np.mean([c[3] for c in actors]), rel=1e-5))]
     # ρ of the k-th agent sees the teammates updated before it (sequential), or the start of the iteration only
     start = rhos[0][2]
-    for k, (_, i, log_pi_taken) in enumerate(rhos):
+    for k, (_, _i, log_pi_taken) in enumerate(rhos):
         earlier = order[:k]
         for j in range(5):
             same = torch.equal(log_pi_taken[..., j], start[..., j])
@@ -434,12 +510,18 @@ def test_iteration_order_batches_and_pi0_equals_mu(tmp_path, small_file, monkeyp
 def test_presets_fill_the_flags_left_unset(monkeypatch):
     every_cell = [inspo_smac.with_presets(inspo_smac.Args(map=m, dataset=d)) for m in MAPS for d in DATASETS]
     assert all(getattr(args, key) is not None for args in every_cell for key in inspo_smac.PRESET_DEFAULTS)
+    # the paper's α_CQL = 0.1 elsewhere
     assert {(args.map, args.dataset): args.cql_alpha for args in every_cell if args.cql_alpha != 0.1} == {
-        ("3s_vs_5z", "expert"): 1.0, ("5m_vs_6m", "mixed"): 1.0}  # the paper's α_CQL = 0.1 elsewhere
+        ("3s_vs_5z", "expert"): 1.0,
+        ("5m_vs_6m", "mixed"): 1.0,
+    }
     assert inspo_smac.with_presets(inspo_smac.Args(map="5m_vs_6m", dataset="mixed", cql_alpha=0.0)).cql_alpha == 0.0
     monkeypatch.setattr(inspo_smac, "PRESETS", {("3s_vs_5z", "mixed"): {"bc_updates": 1234}})
     preset = inspo_smac.with_presets(inspo_smac.Args(map="3s_vs_5z", dataset="mixed"))
     assert (preset.bc_updates, preset.num_updates) == (1234, inspo_smac.PRESET_DEFAULTS["num_updates"])
     assert inspo_smac.with_presets(inspo_smac.Args(map="3s_vs_5z", dataset="mixed", bc_updates=7)).bc_updates == 7
     other = inspo_smac.with_presets(inspo_smac.Args(map="2s3z", dataset="mixed"))
-    assert (other.bc_updates, other.num_updates) == (inspo_smac.PRESET_DEFAULTS["bc_updates"], inspo_smac.PRESET_DEFAULTS["num_updates"])
+    assert (other.bc_updates, other.num_updates) == (
+        inspo_smac.PRESET_DEFAULTS["bc_updates"],
+        inspo_smac.PRESET_DEFAULTS["num_updates"],
+    )

@@ -21,20 +21,31 @@ def hand_data() -> dict:
     g = torch.Generator().manual_seed(0)
     avail = torch.ones(N_ROWS, N_AGENTS, A)
     avail[1, 0, 2] = 0  # one unavailable action
-    data = {"state": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]]),
-            "next_state": torch.tensor([[0.5, 0.5], [1.0, 2.0], [3.0, 0.0], [-1.0, 1.0]]),
-            "obs": torch.randn(N_ROWS, N_AGENTS, OBS, generator=g), "next_obs": torch.randn(N_ROWS, N_AGENTS, OBS, generator=g),
-            "actions": torch.tensor([[0, 1, 2], [1, 1, 0], [2, 0, 1], [0, 2, 2]]),
-            "avail": avail, "next_avail": torch.ones(N_ROWS, N_AGENTS, A),
-            "reward": torch.tensor([1.0, -2.0, 0.5, 3.0]), "done": torch.tensor([1.0, 0.0, 1.0, 0.0])}
+    data = {
+        "state": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]]),
+        "next_state": torch.tensor([[0.5, 0.5], [1.0, 2.0], [3.0, 0.0], [-1.0, 1.0]]),
+        "obs": torch.randn(N_ROWS, N_AGENTS, OBS, generator=g),
+        "next_obs": torch.randn(N_ROWS, N_AGENTS, OBS, generator=g),
+        "actions": torch.tensor([[0, 1, 2], [1, 1, 0], [2, 0, 1], [0, 2, 2]]),
+        "avail": avail,
+        "next_avail": torch.ones(N_ROWS, N_AGENTS, A),
+        "reward": torch.tensor([1.0, -2.0, 0.5, 3.0]),
+        "done": torch.tensor([1.0, 0.0, 1.0, 0.0]),
+    }
     data["log_mu"] = torch.log_softmax(torch.randn(N_ROWS, N_AGENTS, A, generator=g), -1)
     data["next_log_mu"] = torch.log_softmax(torch.randn(N_ROWS, N_AGENTS, A, generator=g), -1)
-    data["log_mu_others"] = torch.log(torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.05, 0.5], [0.25, 0.6, 0.15], [0.3, 0.3, 0.3]]))
+    data["log_mu_others"] = torch.log(
+        torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.05, 0.5], [0.25, 0.6, 0.15], [0.3, 0.3, 0.3]])
+    )
     return data
 
 
 PI = [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3], [0.25, 0.25, 0.5]]
-Q_WEIGHTS = [[[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]], [[0.0, 1.0, 2.0], [-1.0, 4.0, 0.5]], [[2.0, 2.0, -3.0], [1.0, 0.0, 1.0]]]
+Q_WEIGHTS = [
+    [[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]],
+    [[0.0, 1.0, 2.0], [-1.0, 4.0, 0.5]],
+    [[2.0, 2.0, -3.0], [1.0, 0.0, 1.0]],
+]
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -55,8 +66,13 @@ def test_importance_ratio_is_the_geometric_mean_of_eq_23(module):
 def test_resample_draws_in_proportion_to_rho_from_a_uniform_pool(module):
     """Two agents, two rows: the teammate's action is 0 in row 0 and 1 in row 1, π^1 = (0.2, 0.8) and
     log µ^-0 equal, so agent 0's batch holds row 1 four times as often as row 0."""
-    data = {"obs": torch.zeros(2, 2, 1), "avail": torch.ones(2, 2, 2), "actions": torch.tensor([[0, 0], [0, 1]]),
-            "reward": torch.zeros(2), "log_mu_others": torch.zeros(2, 2)}
+    data = {
+        "obs": torch.zeros(2, 2, 1),
+        "avail": torch.ones(2, 2, 2),
+        "actions": torch.tensor([[0, 0], [0, 1]]),
+        "reward": torch.zeros(2),
+        "log_mu_others": torch.zeros(2, 2),
+    }
     policies = [FixedPolicy([0.5, 0.5]), FixedPolicy([0.2, 0.8])]
     args = module.Args(batch_size=20_000, pool_factor=4)
     picked = module.resample(data, policies, 0, args, torch.Generator().manual_seed(0))

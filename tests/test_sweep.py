@@ -31,8 +31,14 @@ def computed(summary: dict) -> dict:
 
 
 def sweep_cli(*args, **kwargs):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +65,32 @@ def test_a_tiny_grid_runs_locally_and_is_skipped_when_done(reference):
 
 def test_a_killed_sweep_does_only_the_missing_runs(reference, tmp_path):
     _, expected = reference
-    args = ["--script", "inspo_matrix", "--set", *[f"{k}={v}" for k, v in TINY.items()], "--seeds", "0", "1", "2",
-            "--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"), "--workers", "1"]
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    prefix = tmp_path / "results" / "game=xor" / "dataset=b" / "num_updates=10" / "bc_updates=10" / "final_eval_episodes=32"
+    args = [
+        "--script",
+        "inspo_matrix",
+        "--set",
+        *[f"{k}={v}" for k, v in TINY.items()],
+        "--seeds",
+        "0",
+        "1",
+        "2",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--workers",
+        "1",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    prefix = (
+        tmp_path / "results" / "game=xor" / "dataset=b" / "num_updates=10" / "bc_updates=10" / "final_eval_episodes=32"
+    )
     deadline = time.time() + 120
     while not (prefix / "seed0" / "summary.json").exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -94,15 +121,37 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"), reason="needs Linux's /proc")
+@pytest.mark.skipif(
+    not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"), reason="needs Linux's /proc"
+)
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_stopping_the_driver_ends_its_workers(tmp_path, how):
     """SIGTERM, Ctrl-C or even kill -9 of the driver alone: no run is left running orphaned."""
-    args = ["--script", "inspo_matrix", "--set", "game=xor", "dataset=b", "num_updates=1000000", "bc_updates=10",
-            "--seeds", "0", "1", "--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"),
-            "--workers", "2"]
-    driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "--script",
+        "inspo_matrix",
+        "--set",
+        "game=xor",
+        "dataset=b",
+        "num_updates=1000000",
+        "bc_updates=10",
+        "--seeds",
+        "0",
+        "1",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--workers",
+        "2",
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while len(list((tmp_path / "work").glob("*/*/*/*/seed*/log.txt"))) < 2 and time.time() < deadline:
         time.sleep(0.2)  # both runs have started in their workers
@@ -120,9 +169,13 @@ def test_stopping_the_driver_ends_its_workers(tmp_path, how):
 
 
 def test_a_failing_run_is_reported_and_does_not_stop_the_others(tmp_path, capsys):
-    runs = [sweep.Run("good", "inspo_matrix", {**TINY, "seed": 0}),
-            sweep.Run("bad", "inspo_matrix", {**TINY, "seed": 0, "dataset_dir": str(tmp_path / "no_such_buffer")})]
-    summaries = sweep.run_grid(runs, str(tmp_path / "results"), workers=2, work_dir=str(tmp_path / "work"), progress=False)
+    runs = [
+        sweep.Run("good", "inspo_matrix", {**TINY, "seed": 0}),
+        sweep.Run("bad", "inspo_matrix", {**TINY, "seed": 0, "dataset_dir": str(tmp_path / "no_such_buffer")}),
+    ]
+    summaries = sweep.run_grid(
+        runs, str(tmp_path / "results"), workers=2, work_dir=str(tmp_path / "work"), progress=False
+    )
     assert list(summaries) == ["good"]
     assert not (tmp_path / "results" / "bad" / "summary.json").exists()
     err = capsys.readouterr().err
@@ -130,13 +183,16 @@ def test_a_failing_run_is_reported_and_does_not_stop_the_others(tmp_path, capsys
     assert "1 of 2 runs failed: bad" in err
 
 
-@pytest.mark.parametrize("runs, fragment", [
-    ([sweep.Run("a", "inspo_matrix", {"no_such_flag": 1})], "no_such_flag"),
-    ([sweep.Run("a", "inspo_nothing", {})], "inspo_nothing"),
-    ([sweep.Run("a", "inspo_matrix", {"runs_dir": "x"})], "runs_dir"),
-    ([sweep.Run("a", "inspo_matrix", {}), sweep.Run("a", "inspo_matrix", {"seed": 1})], "'a'"),
-    ([sweep.Run("../a", "inspo_matrix", {})], "../a"),
-])
+@pytest.mark.parametrize(
+    "runs, fragment",
+    [
+        ([sweep.Run("a", "inspo_matrix", {"no_such_flag": 1})], "no_such_flag"),
+        ([sweep.Run("a", "inspo_nothing", {})], "inspo_nothing"),
+        ([sweep.Run("a", "inspo_matrix", {"runs_dir": "x"})], "runs_dir"),
+        ([sweep.Run("a", "inspo_matrix", {}), sweep.Run("a", "inspo_matrix", {"seed": 1})], "'a'"),
+        ([sweep.Run("../a", "inspo_matrix", {})], "../a"),
+    ],
+)
 def test_a_bad_grid_is_rejected_before_anything_runs(tmp_path, runs, fragment):
     with pytest.raises(InputError, match=fragment.replace(".", r"\.")):
         sweep.run_grid(runs, str(tmp_path / "results"), workers=1, work_dir=str(tmp_path / "work"), progress=False)
@@ -155,18 +211,27 @@ def test_cli_bad_input(tmp_path, capsys, monkeypatch):
     error([*base, "--results-dir", str(a_file)], "--results-dir", "a_file")
     assert a_file.read_text() == "keep me"
     error([*base, "--results-dir", str(tmp_path / "r"), "--ray-address", "127.0.0.1:1"], "--ray-address", "127.0.0.1:1")
-    error(["--script", "inspo_matrix", "--set", "gmae=xor", "--seeds", "0", "--results-dir", str(tmp_path / "r")], "gmae")
+    error(
+        ["--script", "inspo_matrix", "--set", "gmae=xor", "--seeds", "0", "--results-dir", str(tmp_path / "r")], "gmae"
+    )
     # and once as a user types it, in a fresh interpreter
-    assert_one_line_error(sweep_cli("--script", "inspo_matrix", "--set", "game", "--results-dir", str(tmp_path / "r")),
-                          "--set 'game'")
+    assert_one_line_error(
+        sweep_cli("--script", "inspo_matrix", "--set", "game", "--results-dir", str(tmp_path / "r")), "--set 'game'"
+    )
 
 
 def test_ray_gives_the_same_summaries_as_the_local_pool(reference, tmp_path):
     ray = pytest.importorskip("ray")
     _, expected = reference
     try:
-        summaries = sweep.run_grid(tiny_grid(), str(tmp_path / "results"), workers=2, ray_address="local",
-                                   work_dir=str(tmp_path / "work"), progress=False)
+        summaries = sweep.run_grid(
+            tiny_grid(),
+            str(tmp_path / "results"),
+            workers=2,
+            ray_address="local",
+            work_dir=str(tmp_path / "work"),
+            progress=False,
+        )
     finally:
         ray.shutdown()
     assert sorted(summaries) == sorted(expected)
@@ -178,13 +243,20 @@ def test_smac_report_judges_the_papers_ordering_as_printed():
     """benchmarks/smac.py's ordering line: expert >= mixed > medium-replay and medium, judged on the two-decimal
     win rates it prints (0.001 against 0.000, two battles of 1600, is no order), and the largest gain over BC."""
     from benchmarks import smac
+
     gain = {"medium": 0.0, "medium_replay": 0.0, "expert": 0.11, "mixed": 0.001}
     line = smac.ordering_line("3s_vs_5z", {"medium": 0.0, "medium_replay": 0.0, "expert": 0.25, "mixed": 0.0012}, gain)
-    assert line == ("- 3s_vs_5z: expert 0.25, mixed 0.00, medium-replay 0.00, medium 0.00: the ordering does not hold "
-                    "(mixed ≤ medium-replay, mixed ≤ medium); largest gain over BC on expert (+0.11).")
-    line = smac.ordering_line("2s3z", {"medium": 0.03, "medium_replay": 0.0, "expert": 1.0, "mixed": 0.999}, dict.fromkeys(gain, 0.0))
-    assert line == ("- 2s3z: expert 1.00, mixed 1.00, medium-replay 0.00, medium 0.03: the ordering holds; "
-                    "no gain over BC in win rate on any dataset.")
+    assert line == (
+        "- 3s_vs_5z: expert 0.25, mixed 0.00, medium-replay 0.00, medium 0.00: the ordering does not hold "
+        "(mixed ≤ medium-replay, mixed ≤ medium); largest gain over BC on expert (+0.11)."
+    )
+    line = smac.ordering_line(
+        "2s3z", {"medium": 0.03, "medium_replay": 0.0, "expert": 1.0, "mixed": 0.999}, dict.fromkeys(gain, 0.0)
+    )
+    assert line == (
+        "- 2s3z: expert 1.00, mixed 1.00, medium-replay 0.00, medium 0.03: the ordering holds; "
+        "no gain over BC in win rate on any dataset."
+    )
     line = smac.ordering_line("5m_vs_6m", {"medium": 0.12, "medium_replay": 0.12, "expert": 0.85, "mixed": 0.90}, gain)
     assert "the ordering does not hold (expert < mixed)" in line
 
@@ -193,6 +265,7 @@ def test_smac_tuning_runs_change_one_setting_and_are_reported_beside_the_default
     """benchmarks/smac.py's runs beyond the defaults (TUNING) keep the grid's budget but for their one flag, and
     their section sets them beside the grid's runs of the same cells."""
     from benchmarks import smac
+
     options = smac.Options(seeds=[0], maps=["2s3z"], num_updates=7, bc_updates=5)
     runs = {r.name: r.flags for r in smac.grid(options)}
     flags = runs["5m_vs_6m/expert/bc-1000/seed0"]
@@ -203,33 +276,46 @@ def test_smac_tuning_runs_change_one_setting_and_are_reported_beside_the_default
 
     def summary(seed, win, bc, minutes):
         return {"final_win_rate": win, "bc_win_rate": bc, "wall_time_s": 60 * minutes, "args": {"seed": seed}}
-    groups = {("5m_vs_6m", "expert", "inspo"): [summary(0, 0.2, 0.1, 6), summary(1, 0.4, 0.3, 6)],
-              ("5m_vs_6m", "expert", "bc-1000"): [summary(0, 0.8, 0.6, 10), summary(1, 0.6, 0.6, 30)]}
+
+    groups = {
+        ("5m_vs_6m", "expert", "inspo"): [summary(0, 0.2, 0.1, 6), summary(1, 0.4, 0.3, 6)],
+        ("5m_vs_6m", "expert", "bc-1000"): [summary(0, 0.8, 0.6, 10), summary(1, 0.6, 0.6, 30)],
+    }
     lines = smac.tuning_report(groups, options, {"5m_vs_6m/expert/bc-1000/seed1": "shared the cores"})
-    assert ("| 5m_vs_6m | expert | defaults | 0.30 ± 0.10 | 0.20 ± 0.10 | +0.10 | 0.79 ± 0.12 | 0.82 ± 0.04 | 0,1 | "
-            "6.0 min |") in lines
-    assert ("| 5m_vs_6m | expert | --bc-updates 1000 | 0.70 ± 0.10 | 0.60 ± 0.00 | +0.10 | 0.79 ± 0.12 | 0.82 ± 0.04 | "
-            "0,1 | 10.0 min |") in lines
-    assert ("| 5m_vs_6m | mixed | --no-autotune-alpha --alpha 1.0 | – | – | – | 0.78 ± 0.06 | 0.21 ± 0.12 | none yet | "
-            "– |") in lines
+    assert (
+        "| 5m_vs_6m | expert | defaults | 0.30 ± 0.10 | 0.20 ± 0.10 | +0.10 | 0.79 ± 0.12 | 0.82 ± 0.04 | 0,1 | "
+        "6.0 min |"
+    ) in lines
+    assert (
+        "| 5m_vs_6m | expert | --bc-updates 1000 | 0.70 ± 0.10 | 0.60 ± 0.00 | +0.10 | 0.79 ± 0.12 | 0.82 ± 0.04 | "
+        "0,1 | 10.0 min |"
+    ) in lines
+    assert (
+        "| 5m_vs_6m | mixed | --no-autotune-alpha --alpha 1.0 | – | – | – | 0.78 ± 0.06 | 0.21 ± 0.12 | none yet | – |"
+    ) in lines
 
 
 def test_smac_report_counts_the_seeds_where_inspo_is_below_bc():
     """A cell below BC is described by how many seeds are below as printed: every seed, most (no verdict), or at
     most half (within the seeds' spread); -0.001 prints as -0.00 and does not count."""
     from benchmarks import smac
+
     assert smac.seed_differences([-0.02, -0.3]) == " (per seed -0.02, -0.30: below on every seed)"
-    assert smac.seed_differences([0.07, -0.15, -0.11, -0.27, -0.16]) == \
-        " (per seed +0.07, -0.15, -0.11, -0.27, -0.16: below on 4 of 5 seeds)"
+    assert (
+        smac.seed_differences([0.07, -0.15, -0.11, -0.27, -0.16])
+        == " (per seed +0.07, -0.15, -0.11, -0.27, -0.16: below on 4 of 5 seeds)"
+    )
     assert smac.seed_differences([-0.001, -0.09, -0.004, 0.04, 0.03]) == (
         " (per seed -0.00, -0.09, -0.00, +0.04, +0.03: below on 1 of 5 seeds, a difference within the seeds' spread "
-        "rather than a systematic loss)")
+        "rather than a systematic loss)"
+    )
 
 
 def test_smac_cells_run_only_those_cells_with_the_scripts_own_budget():
     """--cells map/dataset picks cells instead of --maps x --datasets; without --num-updates / --bc-updates the
     runs carry no budget flag, so inspo_smac.py's PRESETS decide; a bad cell is one line."""
     from benchmarks import smac
+
     options = smac.Options(seeds=[0, 1], cells=["3s_vs_5z/mixed", "5m_vs_6m/expert"], ablations=False)
     runs = {r.name: r.flags for r in smac.grid(options)}
     assert sorted(runs) == sorted(f"{c}/inspo/seed{s}" for c in ("3s_vs_5z/mixed", "5m_vs_6m/expert") for s in (0, 1))
@@ -245,14 +331,25 @@ def test_smac_report_marks_one_step_cells_and_tables_the_critics():
     from benchmarks import smac
 
     def summary(seed, corr, bias, td_lambda=True):
-        s = {"final_win_rate": 0.5, "bc_win_rate": 0.25, "final_return": 15.0, "bc_return": 14.0, "args": {"seed": seed, "tau": 0.05}}
+        s = {
+            "final_win_rate": 0.5,
+            "bc_win_rate": 0.25,
+            "final_return": 15.0,
+            "bc_return": 14.0,
+            "args": {"seed": seed, "tau": 0.05},
+        }
         if td_lambda:
             s["args"]["td_lambda"] = 0.8
             s["critic"] = {"corr": corr, "relative_bias": bias, "buckets": {"t0-1": {"q": 13.0, "return": 12.0}}}
         return s
-    groups = {("2s3z", "mixed", "inspo"): [summary(0, 0.9, 0.1), summary(1, 0.8, -0.2)],
-              ("2s3z", "expert", "inspo"): [summary(0, 0, 0, td_lambda=False)]}
+
+    groups = {
+        ("2s3z", "mixed", "inspo"): [summary(0, 0.9, 0.1), summary(1, 0.8, -0.2)],
+        ("2s3z", "expert", "inspo"): [summary(0, 0, 0, td_lambda=False)],
+    }
     lines = smac.critic_report(groups)
     rows = [line for line in lines if line.startswith("| 2s3z")]
     assert rows == ["| 2s3z | mixed | 0.8 | 0.05 | 0.85 (0.80) | -5 % (-20 %) | 13.00 / 12.00 | +0.25, +1.00 | 0,1 |"]
-    assert smac.lambda_critic(groups[("2s3z", "mixed", "inspo")][0]) and not smac.lambda_critic(groups[("2s3z", "expert", "inspo")][0])
+    assert smac.lambda_critic(groups[("2s3z", "mixed", "inspo")][0]) and not smac.lambda_critic(
+        groups[("2s3z", "expert", "inspo")][0]
+    )

@@ -1,7 +1,7 @@
 # docs: README.md ("SMAC datasets") and docs/smac_datasets.md
 """QMIX (Rashid et al. 2018) on the built-in SMAC simulator: the behaviour policies of our SMAC datasets.
 
-CFCQL made its datasets with PyMARL's QMIX on StarCraft II (../shared/docs/SMAC.md §11.1). This
+CFCQL made its datasets with PyMARL's QMIX on StarCraft II (docs/smac_datasets.md). This
 file trains the same learner on `envs.smac.SMACBatch`, so that envs/smac_data.py can rebuild
 the medium, expert and medium-replay datasets from the checkpoints it leaves:
   * agents: PyMARL's RNN agent (obs ‖ last action ‖ agent id → 64 → GRU 64 → Q), one set of
@@ -103,19 +103,43 @@ class Args:
 def check_args(args: Args) -> None:
     if args.map not in MAPS:
         raise InputError(f"unknown SMAC map {args.map!r}; accepted: {', '.join(MAPS)}")
-    for name in ("total_env_steps", "n_envs", "buffer_episodes", "batch_episodes", "epsilon_anneal_steps",
-                 "target_update_episodes", "rnn_hidden", "mixing_embed", "hypernet_embed", "snapshot_interval",
-                 "test_episodes", "checkpoint_interval"):
+    for name in (
+        "total_env_steps",
+        "n_envs",
+        "buffer_episodes",
+        "batch_episodes",
+        "epsilon_anneal_steps",
+        "target_update_episodes",
+        "rnn_hidden",
+        "mixing_embed",
+        "hypernet_embed",
+        "snapshot_interval",
+        "test_episodes",
+        "checkpoint_interval",
+    ):
         if getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)} is not accepted; accepted: an integer >= 1")
+            raise InputError(
+                f"--{name.replace('_', '-')} {getattr(args, name)} is not accepted; accepted: an integer >= 1"
+            )
     if args.seed < 0 or args.updates_per_rollout < 0 or args.threads < 0:
         raise InputError("--seed, --updates-per-rollout and --threads must be >= 0")
     if args.batch_episodes > args.buffer_episodes:
         raise InputError(f"--batch-episodes {args.batch_episodes} exceeds --buffer-episodes {args.buffer_episodes}")
-    for name, low, high in (("learning_rate", 0, None), ("grad_clip", 0, None), ("gamma", 0, 1), ("td_lambda", 0, 1),
-                            ("epsilon_start", 0, 1), ("epsilon_finish", 0, 1)):
+    for name, low, high in (
+        ("learning_rate", 0, None),
+        ("grad_clip", 0, None),
+        ("gamma", 0, 1),
+        ("td_lambda", 0, 1),
+        ("epsilon_start", 0, 1),
+        ("epsilon_finish", 0, 1),
+    ):
         value = getattr(args, name)
-        if not np.isfinite(value) or value < low or (high is not None and value > high) or (high is None and value == 0):
+        if (
+            not np.isfinite(value)
+            or value < low
+            or (high is not None and value > high)
+            or (high is None and value == 0)
+        ):
             accepted = f"a number in [{low}, {high}]" if high is not None else "a finite number > 0"
             raise InputError(f"--{name.replace('_', '-')} {value} is not accepted; accepted: {accepted}")
 
@@ -147,13 +171,15 @@ class ReplayBuffer:
     def __init__(self, capacity: int, battles: SMACBatch):
         T, nA = battles.episode_limit + 1, battles.n_agents
         self.capacity, self.size, self.next = capacity, 0, 0
-        self.data = {"state": np.zeros((capacity, T, battles.state_dim), np.float32),
-                     "obs": np.zeros((capacity, T, nA, battles.obs_dim), np.float32),
-                     "actions": np.zeros((capacity, T, nA), np.int64),
-                     "avail_actions": np.zeros((capacity, T, nA, battles.n_actions), np.int32),
-                     "reward": np.zeros((capacity, T), np.float32),
-                     "terminal": np.zeros((capacity, T), np.float32),  # a win or a defeat: no bootstrap
-                     "filled": np.zeros((capacity, T), np.float32)}
+        self.data = {
+            "state": np.zeros((capacity, T, battles.state_dim), np.float32),
+            "obs": np.zeros((capacity, T, nA, battles.obs_dim), np.float32),
+            "actions": np.zeros((capacity, T, nA), np.int64),
+            "avail_actions": np.zeros((capacity, T, nA, battles.n_actions), np.int32),
+            "reward": np.zeros((capacity, T), np.float32),
+            "terminal": np.zeros((capacity, T), np.float32),  # a win or a defeat: no bootstrap
+            "filled": np.zeros((capacity, T), np.float32),
+        }
 
     def add(self, episodes: dict) -> None:
         n = len(episodes["length"])
@@ -201,11 +227,16 @@ def qmix_loss(batch, agent, target_agent, mixer, target_mixer, args: Args) -> tu
     mask = batch["filled"][:, 1:]
     chosen = q[:, :-1].gather(-1, actions[:, :-1, :, None]).squeeze(-1)
     q_tot = mixer(chosen, batch["state"][:, :-1])
-    targets = lambda_returns(batch["reward"], batch["terminal"], batch["filled"][:, 1:], target_tot, args.gamma, args.td_lambda)
+    targets = lambda_returns(
+        batch["reward"], batch["terminal"], batch["filled"][:, 1:], target_tot, args.gamma, args.td_lambda
+    )
     td = (q_tot - targets) * mask
-    loss = (td ** 2).sum() / mask.sum()
+    loss = (td**2).sum() / mask.sum()
     with torch.no_grad():
-        stats = {"q_tot": float((q_tot * mask).sum() / mask.sum()), "target": float((targets * mask).sum() / mask.sum())}
+        stats = {
+            "q_tot": float((q_tot * mask).sum() / mask.sum()),
+            "target": float((targets * mask).sum() / mask.sum()),
+        }
     return loss, stats
 
 
@@ -214,14 +245,26 @@ def greedy_test(agent, battles: SMACBatch, device) -> dict:
     """Greedy (ε = 0) win rate, return and episode length over one episode of every test battle."""
     episodes = rollout(battles, agent, 0.0, np.random.default_rng(0), device)
     returns = episodes["reward"].sum(1)
-    return {"win_rate": float(episodes["won"].mean()), "return": float(returns.mean()),
-            "episode_length": float(episodes["length"].mean())}
+    return {
+        "win_rate": float(episodes["won"].mean()),
+        "return": float(returns.mean()),
+        "episode_length": float(episodes["length"].mean()),
+    }
 
 
 # ---------------------------------------------------------------------------------------
 # Checkpoints: latest.json names the newest complete one; files are written whole, then renamed
 # ---------------------------------------------------------------------------------------
-RESUMABLE = {"resume", "progress", "total_env_steps", "cuda", "threads", "runs_dir", "checkpoint_interval", "snapshot_interval"}
+RESUMABLE = {
+    "resume",
+    "progress",
+    "total_env_steps",
+    "cuda",
+    "threads",
+    "runs_dir",
+    "checkpoint_interval",
+    "snapshot_interval",
+}
 
 
 def save_training_state(run_dir: str, t_env: int, state: dict, buffer: ReplayBuffer) -> None:
@@ -229,7 +272,7 @@ def save_training_state(run_dir: str, t_env: int, state: dict, buffer: ReplayBuf
     torch.save(state, os.path.join(run_dir, f"state_{tag}.pt.tmp"))
     os.replace(os.path.join(run_dir, f"state_{tag}.pt.tmp"), os.path.join(run_dir, f"state_{tag}.pt"))
     with open(os.path.join(run_dir, f"buffer_{tag}.npz.tmp"), "wb") as f:
-        np.savez(f, size=buffer.size, next=buffer.next, **{k: v[:buffer.size] for k, v in buffer.data.items()})
+        np.savez(f, size=buffer.size, next=buffer.next, **{k: v[: buffer.size] for k, v in buffer.data.items()})
     os.replace(os.path.join(run_dir, f"buffer_{tag}.npz.tmp"), os.path.join(run_dir, f"buffer_{tag}.npz"))
     with open(os.path.join(run_dir, "latest.json.tmp"), "w") as f:
         json.dump({"t_env": t_env, "state": f"state_{tag}.pt", "buffer": f"buffer_{tag}.npz"}, f)
@@ -248,8 +291,10 @@ def load_training_state(run_dir: str, args: Args, buffer: ReplayBuffer) -> dict:
         raise InputError(f"--resume: no readable checkpoint in {run_dir!r} ({type(error).__name__}: {error})") from None
     for key, value in asdict(args).items():
         if key not in RESUMABLE and state["args"].get(key) != value:
-            raise InputError(f"--resume {run_dir!r} was trained with --{key.replace('_', '-')} {state['args'].get(key)!r}, "
-                             f"this run has {value!r}; accepted: the checkpoint's configuration")
+            raise InputError(
+                f"--resume {run_dir!r} was trained with --{key.replace('_', '-')} {state['args'].get(key)!r}, "
+                f"this run has {value!r}; accepted: the checkpoint's configuration"
+            )
     path = os.path.join(run_dir, latest["buffer"])
     if os.path.isfile(path):
         with np.load(path) as saved:
@@ -298,12 +343,26 @@ def main(args: Args) -> dict:
 
     if args.resume:
         saved = load_training_state(run_dir, args, buffer)
-        for module, key in ((agent, "agent"), (mixer, "mixer"), (target_agent, "target_agent"), (target_mixer, "target_mixer"),
-                            (optimiser, "optimiser")):
+        for module, key in (
+            (agent, "agent"),
+            (mixer, "mixer"),
+            (target_agent, "target_agent"),
+            (target_mixer, "target_mixer"),
+            (optimiser, "optimiser"),
+        ):
             module.load_state_dict(saved[key])
-        t_env, episodes, updates, last_target_update = saved["t_env"], saved["episodes"], saved["updates"], saved["last_target_update"]
-        next_snapshot, next_checkpoint, history, since_snapshot = (saved["next_snapshot"], saved["next_checkpoint"],
-                                                                   saved["history"], saved["since_snapshot"])
+        t_env, episodes, updates, last_target_update = (
+            saved["t_env"],
+            saved["episodes"],
+            saved["updates"],
+            saved["last_target_update"],
+        )
+        next_snapshot, next_checkpoint, history, since_snapshot = (
+            saved["next_snapshot"],
+            saved["next_checkpoint"],
+            saved["history"],
+            saved["since_snapshot"],
+        )
         rng.bit_generator.state = saved["np_rng"]
         battles.episode[:], test_battles.episode[:] = saved["battle_episodes"], saved["test_battle_episodes"]
         for path in glob.glob(os.path.join(snapshot_dir, "agent_*")):  # snapshots after the checkpoint are replayed
@@ -313,20 +372,36 @@ def main(args: Args) -> dict:
 
     writer = SummaryWriter(run_dir)
     # wall time and its split carry over a resume, so rates read off the snapshots stay true
-    elapsed, timings = (saved["wall_time_s"], saved["timings_s"]) if args.resume else (0.0, {"rollout": 0.0, "update": 0.0, "test": 0.0})
+    elapsed, timings = (
+        (saved["wall_time_s"], saved["timings_s"])
+        if args.resume
+        else (0.0, {"rollout": 0.0, "update": 0.0, "test": 0.0})
+    )
     start = time.time() - elapsed
-    bar = tqdm(total=args.total_env_steps, initial=min(t_env, args.total_env_steps), disable=not args.progress,
-               desc=f"qmix {args.map}", unit="step")
+    bar = tqdm(
+        total=args.total_env_steps,
+        initial=min(t_env, args.total_env_steps),
+        disable=not args.progress,
+        desc=f"qmix {args.map}",
+        unit="step",
+    )
     while True:
         if t_env >= next_snapshot:  # greedy test and a snapshot of the weights the next episodes are played with
             tick = time.time()
             test = greedy_test(agent, test_battles, device)
             timings["test"] += time.time() - tick
-            row = {"t_env": t_env, "episodes": episodes, "updates": updates, "epsilon": epsilon_at(t_env, args),
-                   "test_win_rate": test["win_rate"], "test_return": test["return"], "test_episode_length": test["episode_length"],
-                   "episodes_since_previous": since_snapshot["episodes"],
-                   "mean_epsilon_since_previous": since_snapshot["epsilon_sum"] / max(since_snapshot["episodes"], 1),
-                   "wall_time_s": time.time() - start}
+            row = {
+                "t_env": t_env,
+                "episodes": episodes,
+                "updates": updates,
+                "epsilon": epsilon_at(t_env, args),
+                "test_win_rate": test["win_rate"],
+                "test_return": test["return"],
+                "test_episode_length": test["episode_length"],
+                "episodes_since_previous": since_snapshot["episodes"],
+                "mean_epsilon_since_previous": since_snapshot["epsilon_sum"] / max(since_snapshot["episodes"], 1),
+                "wall_time_s": time.time() - start,
+            }
             history.append(row)
             save_agent(agent, os.path.join(snapshot_dir, f"agent_{t_env:010d}.pt"))
             with open(os.path.join(snapshot_dir, f"agent_{t_env:010d}.json"), "w") as f:
@@ -356,7 +431,9 @@ def main(args: Args) -> dict:
         tick = time.time()
         n_updates = args.updates_per_rollout if buffer.size >= args.batch_episodes else 0
         for _ in range(n_updates):
-            loss, stats = qmix_loss(buffer.sample(args.batch_episodes, rng, device), agent, target_agent, mixer, target_mixer, args)
+            loss, stats = qmix_loss(
+                buffer.sample(args.batch_episodes, rng, device), agent, target_agent, mixer, target_mixer, args
+            )
             optimiser.zero_grad()
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
@@ -377,26 +454,54 @@ def main(args: Args) -> dict:
             writer.add_scalar("charts/env_steps_per_s", t_env / max(time.time() - start, 1e-9), t_env)
 
         if t_env >= next_checkpoint:
-            save_training_state(run_dir, t_env, {
-                "args": asdict(args), "t_env": t_env, "episodes": episodes, "updates": updates,
-                "last_target_update": last_target_update, "next_snapshot": next_snapshot,
-                "next_checkpoint": next_checkpoint + args.checkpoint_interval, "history": history,
-                "since_snapshot": since_snapshot, "agent": agent.state_dict(), "mixer": mixer.state_dict(),
-                "target_agent": target_agent.state_dict(), "target_mixer": target_mixer.state_dict(),
-                "optimiser": optimiser.state_dict(), "np_rng": rng.bit_generator.state,
-                "battle_episodes": battles.episode.copy(), "test_battle_episodes": test_battles.episode.copy(),
-                "wall_time_s": time.time() - start, "timings_s": dict(timings)}, buffer)
+            save_training_state(
+                run_dir,
+                t_env,
+                {
+                    "args": asdict(args),
+                    "t_env": t_env,
+                    "episodes": episodes,
+                    "updates": updates,
+                    "last_target_update": last_target_update,
+                    "next_snapshot": next_snapshot,
+                    "next_checkpoint": next_checkpoint + args.checkpoint_interval,
+                    "history": history,
+                    "since_snapshot": since_snapshot,
+                    "agent": agent.state_dict(),
+                    "mixer": mixer.state_dict(),
+                    "target_agent": target_agent.state_dict(),
+                    "target_mixer": target_mixer.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "np_rng": rng.bit_generator.state,
+                    "battle_episodes": battles.episode.copy(),
+                    "test_battle_episodes": test_battles.episode.copy(),
+                    "wall_time_s": time.time() - start,
+                    "timings_s": dict(timings),
+                },
+                buffer,
+            )
             next_checkpoint += args.checkpoint_interval
     bar.close()
     writer.close()
     wall = time.time() - start
-    summary = {"map": args.map, "t_env": t_env, "episodes": episodes, "updates": updates, "wall_time_s": wall,
-               "timings_s": timings, "final_test": history[-1], "history": history, "args": asdict(args)}
+    summary = {
+        "map": args.map,
+        "t_env": t_env,
+        "episodes": episodes,
+        "updates": updates,
+        "wall_time_s": wall,
+        "timings_s": timings,
+        "final_test": history[-1],
+        "history": history,
+        "args": asdict(args),
+    }
     with open(os.path.join(run_dir, "summary.json.tmp"), "w") as f:
         json.dump(summary, f, indent=1)
     os.replace(os.path.join(run_dir, "summary.json.tmp"), os.path.join(run_dir, "summary.json"))
-    print(f"qmix {args.map}: {t_env} env steps, {updates} updates in {wall:.0f} s; greedy test win rate "
-          f"{history[-1]['test_win_rate']:.2f}, return {history[-1]['test_return']:.2f}")
+    print(
+        f"qmix {args.map}: {t_env} env steps, {updates} updates in {wall:.0f} s; greedy test win rate "
+        f"{history[-1]['test_win_rate']:.2f}, return {history[-1]['test_return']:.2f}"
+    )
     print(f"summary: {os.path.join(run_dir, 'summary.json')}")
     return summary
 

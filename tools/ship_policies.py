@@ -1,7 +1,7 @@
 # docs: docs/smac_datasets.md
 """Choose a map's behaviour policies from a QMIX run and ship them in envs/smac_policies/<map>/.
 
-CFCQL's recipe (../shared/docs/SMAC.md §11.1) names three kinds of behaviour policy; from the
+CFCQL's recipe (docs/smac_datasets.md) names three kinds of behaviour policy; from the
 snapshots tools/qmix_smac.py saved, this tool picks:
   * expert: the snapshot with the best greedy win rate (ties: return) over --eval-episodes
     battles, among the --candidates snapshots with the best test win rates during training;
@@ -44,8 +44,8 @@ class Args:
     expert_scripted: str | None = None
     """ship a scripted team of envs.smac (e.g. kite on 3s_vs_5z) as the expert, where QMIX never learned to win"""
     expert_epsilon: float = 0.0
-    """ε of the scripted expert's rollouts (evaluation and dataset): a deterministic team on the simulator otherwise plays
-    one and the same episode in every battle (3s_vs_5z's kite: 0.02, docs/smac_datasets.md)"""
+    """ε of the scripted expert's rollouts (evaluation and dataset): a deterministic team on the simulator
+    otherwise plays one and the same episode in every battle (3s_vs_5z's kite: 0.02, docs/smac_datasets.md)"""
     eval_episodes: int = 320
     """greedy battles that rank the candidate snapshots"""
     candidates: int = 8
@@ -62,7 +62,7 @@ class Args:
 def snapshots(run_dir: str) -> list[dict]:
     rows = []
     for path in sorted(glob.glob(os.path.join(run_dir, "snapshots", "agent_*.json"))):
-        with open(path) as f:  # a carried run (tools/carry_run.py) keeps some snapshots' weights only
+        with open(path) as f:  # a run may hold some snapshots' weights only
             rows.append({**json.load(f), "path": path[:-5] + ".pt", "weights": os.path.exists(path[:-5] + ".pt")})
     if not rows:
         raise InputError(f"{run_dir!r} holds no snapshots (snapshots/agent_*.json)")
@@ -75,10 +75,16 @@ def evaluate(row: dict, map_name: str, episodes: int) -> dict:
     if "eval" not in row:
         battles = SMACBatch(map_name, episodes, seed=EVAL_SEED, auto_reset=False)
         agent = None if "scripted" in row else load_agent(row["path"], map_name)
-        out = rollout(battles, agent, row.get("rollout_epsilon", 0.0), np.random.default_rng(0), scripted=row.get("scripted"))
-        row["eval"] = {"win_rate": float(out["won"].mean()), "return": float(out["reward"].sum(1).mean()),
-                       "return_std": float(out["reward"].sum(1).std()), "episode_length": float(out["length"].mean()),
-                       "episodes": episodes}
+        out = rollout(
+            battles, agent, row.get("rollout_epsilon", 0.0), np.random.default_rng(0), scripted=row.get("scripted")
+        )
+        row["eval"] = {
+            "win_rate": float(out["won"].mean()),
+            "return": float(out["reward"].sum(1).mean()),
+            "return_std": float(out["reward"].sum(1).std()),
+            "episode_length": float(out["length"].mean()),
+            "episodes": episodes,
+        }
     return row["eval"]
 
 
@@ -103,8 +109,13 @@ def replay_window(rows: list[dict], medium_index: int, n_episodes: int, max_chec
     for group in groups:
         parts = [window[i] for i in group]
         count = sum(p["episodes"] for p in parts)
-        merged.append({"row": parts[0]["row"], "episodes": count,
-                       "epsilon": sum(p["episodes"] * p["epsilon"] for p in parts) / count})
+        merged.append(
+            {
+                "row": parts[0]["row"],
+                "episodes": count,
+                "epsilon": sum(p["episodes"] * p["epsilon"] for p in parts) / count,
+            }
+        )
     return merged
 
 
@@ -120,9 +131,13 @@ def describe(row: dict, file: str) -> dict:
 
 def main(args: Args) -> dict:
     if not 0.0 <= args.expert_epsilon < 1.0 or (args.expert_epsilon and not args.expert_scripted):
-        raise InputError(f"--expert-epsilon {args.expert_epsilon} is not accepted; accepted: 0 <= ε < 1, with --expert-scripted")
+        raise InputError(
+            f"--expert-epsilon {args.expert_epsilon} is not accepted; accepted: 0 <= ε < 1, with --expert-scripted"
+        )
     if args.medium_before is not None and args.medium_before <= 0:
-        raise InputError(f"--medium-before {args.medium_before} is not accepted; accepted: a positive number of env steps")
+        raise InputError(
+            f"--medium-before {args.medium_before} is not accepted; accepted: a positive number of env steps"
+        )
     rows = snapshots(args.run_dir)
     map_name = rows[0]["map"]
     expert_rows = snapshots(args.expert_run_dir) if args.expert_run_dir else rows
@@ -130,22 +145,34 @@ def main(args: Args) -> dict:
         raise InputError(f"--expert-run-dir is a run on {expert_rows[0]['map']}, --run-dir on {map_name}")
     # expert: re-evaluate the best few snapshots of training, keep the best
     if args.expert_scripted:
-        expert = {"scripted": args.expert_scripted, "t_env": None, **({"rollout_epsilon": args.expert_epsilon} if args.expert_epsilon else {})}
+        expert = {
+            "scripted": args.expert_scripted,
+            "t_env": None,
+            **({"rollout_epsilon": args.expert_epsilon} if args.expert_epsilon else {}),
+        }
         evaluate(expert, map_name, args.eval_episodes)
     else:
-        ranked = sorted([r for r in expert_rows if r["weights"]], key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True)[:args.candidates]
+        ranked = sorted(
+            [r for r in expert_rows if r["weights"]], key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True
+        )[: args.candidates]
         expert = max(ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes)["win_rate"], r["eval"]["return"]))
     # medium: the snapshot whose return is nearest CFCQL's medium return, before the expert (same run) and below it
     target = CFCQL_CARDS[(map_name, "medium")][0]
-    limit = args.medium_before if args.medium_before is not None else \
-        expert["t_env"] if expert_rows is rows and expert["t_env"] is not None else float("inf")
+    limit = (
+        args.medium_before
+        if args.medium_before is not None
+        else expert["t_env"]
+        if expert_rows is rows and expert["t_env"] is not None
+        else float("inf")
+    )
     before = [r for r in rows if 0 < r["t_env"] < limit and r["weights"]]
-    near = sorted(before, key=lambda r: abs(r["test_return"] - target))[:args.candidates]
+    near = sorted(before, key=lambda r: abs(r["test_return"] - target))[: args.candidates]
     for r in near:
         evaluate(r, map_name, args.eval_episodes)
     # below the expert: a lower win rate, or (where the run never wins) a lower return
-    below = [r for r in near if r["eval"]["win_rate"] < expert["eval"]["win_rate"]] or \
-        [r for r in near if r["eval"]["return"] < expert["eval"]["return"]]
+    below = [r for r in near if r["eval"]["win_rate"] < expert["eval"]["win_rate"]] or [
+        r for r in near if r["eval"]["return"] < expert["eval"]["return"]
+    ]
     if not below:
         raise InputError(f"no snapshot before the expert (t_env {expert['t_env']}) plays below it; train longer")
     medium = min(below, key=lambda r: abs(r["eval"]["return"] - target))
@@ -153,8 +180,10 @@ def main(args: Args) -> dict:
     replay = replay_window(rows, rows.index(medium), n_replay, args.max_replay_checkpoints)
     missing = [item["row"]["path"] for item in replay if not item["row"]["weights"]]
     if missing:
-        raise InputError(f"the medium-replay window needs weights the run does not hold ({missing[0]} and {len(missing) - 1} more); "
-                         f"carry the run with --keep-episodes {n_replay}")
+        raise InputError(
+            f"the medium-replay window needs weights the run does not hold ({missing[0]} and {len(missing) - 1} more); "
+            f"carry the run with --keep-episodes {n_replay}"
+        )
 
     out_dir = os.path.join(args.policy_dir, map_name)
     tmp = out_dir + ".tmp"
@@ -171,15 +200,22 @@ def main(args: Args) -> dict:
     with open(os.path.join(rows[0]["path"][:-3] + ".json")) as f:
         trainer_args = json.load(f)["args"]
     manifest = {
-        "map": map_name, "source_run": os.path.basename(os.path.normpath(args.run_dir)),
-        "expert_run": f"scripted {args.expert_scripted}" if args.expert_scripted else
-        os.path.basename(os.path.normpath(args.expert_run_dir or args.run_dir)),
-        "trainer_args": trainer_args, "ship_args": {k: v for k, v in asdict(args).items() if k != "policy_dir"}, "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
-        "cfcql_medium_return": target, "eval_episodes": args.eval_episodes,
-        "expert": describe(expert, "expert.pt") if "path" in expert else {k: expert[k] for k in ("scripted", "rollout_epsilon", "t_env", "eval")
-                                                                           if k in expert},
+        "map": map_name,
+        "source_run": os.path.basename(os.path.normpath(args.run_dir)),
+        "expert_run": f"scripted {args.expert_scripted}"
+        if args.expert_scripted
+        else os.path.basename(os.path.normpath(args.expert_run_dir or args.run_dir)),
+        "trainer_args": trainer_args,
+        "ship_args": {k: v for k, v in asdict(args).items() if k != "policy_dir"},
+        "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
+        "cfcql_medium_return": target,
+        "eval_episodes": args.eval_episodes,
+        "expert": describe(expert, "expert.pt")
+        if "path" in expert
+        else {k: expert[k] for k in ("scripted", "rollout_epsilon", "t_env", "eval") if k in expert},
         "medium": describe(medium, "medium.pt"),
-        "replay": entries, "replay_episodes": sum(e["episodes"] for e in entries),
+        "replay": entries,
+        "replay_episodes": sum(e["episodes"] for e in entries),
         "curve": curve(rows),
     }
     if args.expert_run_dir:
@@ -191,9 +227,12 @@ def main(args: Args) -> dict:
         json.dump(manifest, f, indent=1)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
-    print(f"{map_name}: expert t_env {expert['t_env']} win {expert['eval']['win_rate']:.3f} return {expert['eval']['return']:.2f}; "
-          f"medium t_env {medium['t_env']} win {medium['eval']['win_rate']:.3f} return {medium['eval']['return']:.2f} "
-          f"(CFCQL {target}); replay {len(entries)} checkpoints, {manifest['replay_episodes']} episodes -> {out_dir}")
+    print(
+        f"{map_name}: expert t_env {expert['t_env']} win {expert['eval']['win_rate']:.3f} return "
+        f"{expert['eval']['return']:.2f}; "
+        f"medium t_env {medium['t_env']} win {medium['eval']['win_rate']:.3f} return {medium['eval']['return']:.2f} "
+        f"(CFCQL {target}); replay {len(entries)} checkpoints, {manifest['replay_episodes']} episodes -> {out_dir}"
+    )
     return manifest
 
 
