@@ -32,7 +32,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ class Args:
     """a checkpoint.pt to resume from (same configuration; --num-updates may grow)"""
 
     # Algorithm specific arguments
-    dataset: str = "mixed"
+    dataset: Annotated[str, tyro.conf.arg(metavar="{" + ",".join(DATASETS) + "}")] = "mixed"
     """optimal (500 handcrafted episodes) or mixed (500 uniform-random, then 500 optimal)"""
     dataset_dir: str | None = None
     """AlberDICE's released buffer directory (bridge_from_start/buffer_optimal or buffer_mix) instead of generated

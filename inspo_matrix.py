@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from envs import InputError, check_count, check_number, check_seed, check_writab
 from envs.matrix import (
     ACTION_NAMES,
     ALBERDICE_NAMES,
+    DATASETS,
     PAYOFFS,
     MatrixGameEnv,
     check_game,
@@ -75,9 +76,9 @@ class Args:
     """show a tqdm progress bar"""
 
     # Algorithm specific arguments
-    game: str = "xor"
+    game: Annotated[str, tyro.conf.arg(metavar="{" + ",".join(PAYOFFS) + "}")] = "xor"
     """the matrix game: xor (Figure 1) or mne (Figure 2)"""
-    dataset: str = "b"
+    dataset: Annotated[str, tyro.conf.arg(metavar="{" + ",".join(n for g in DATASETS.values() for n in g) + "}")] = "b"
     """xor: a {(A,B),(B,A)}, b {(A,A),(A,B),(B,A)}, c all four; mne: balanced or imbalanced"""
     dataset_dir: str | None = None
     """an AlberDICE XOR buffer directory (e.g. .../mmdp_game_1_from_start/buffer_00_02_20) to use instead of generated

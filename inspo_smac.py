@@ -43,7 +43,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -93,9 +93,9 @@ class Args:
     """a checkpoint.pt to resume from (same configuration; --num-updates may grow)"""
 
     # Algorithm specific arguments
-    map: str = "3s_vs_5z"
+    map: Annotated[str, tyro.conf.arg(metavar="{" + ",".join(MAPS) + "}")] = "3s_vs_5z"
     """SMAC map: 2s3z, 3s_vs_5z, 5m_vs_6m or 6h_vs_8z"""
-    dataset: str = "mixed"
+    dataset: Annotated[str, tyro.conf.arg(metavar="{" + ",".join(DATASETS) + "}")] = "mixed"
     """medium, medium_replay, expert or mixed (CFCQL's four datasets, generated on the built-in simulator)"""
     dataset_file: str | None = None
     """one of CFCQL's original h5 files (e.g. 3s_vs_5z_mixed.h5) instead of the generated dataset"""
@@ -1017,10 +1017,9 @@ def main(args: Args) -> dict:
     os.replace(path + ".tmp", path)
     critic = summary["critic"]
     print(
-        f"critic (t >= {CRITIC_FROM_STEP}, {args.critic_probe_episodes} dataset episodes): Q {critic['q']:.2f} "
-        "against the "
-        f"return-to-go {critic['return']:.2f} (bias {100 * critic['relative_bias']:+.0f} %), correlation "
-        f"{critic['corr']:.2f}"
+        f"critic (t >= {CRITIC_FROM_STEP}, {args.critic_probe_episodes} dataset episodes): "
+        f"Q {critic['q']:.2f} against the return-to-go {critic['return']:.2f} "
+        f"(bias {100 * critic['relative_bias']:+.0f} %), correlation {critic['corr']:.2f}"
     )
     mode = "greedy" if args.eval_greedy else "stochastic"
     print(

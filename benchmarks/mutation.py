@@ -214,7 +214,7 @@ def write_report() -> None:
         (json.loads(p.read_text()) for p in RESULTS.glob("mutation_results_seed*.json")), key=lambda r: r["seed"]
     )
     lines = [
-        "# Mutation score (issue 13)",
+        "# Mutation score",
         "",
         "Each sample is measured twice. The first pass runs the suite as it stood when the sample was drawn: "
         "independent of the sample, it is the unbiased estimate of the suite's score. Its real gaps then get tests, "

@@ -1,6 +1,7 @@
 """A StarCraft-II-free simulator that speaks SMAC exactly, for 2s3z, 3s_vs_5z, 5m_vs_6m, 6h_vs_8z.
 
-The specification is ../shared/docs/SMAC.md (section numbers below refer to it); what the
+Written from SMAC's source and the maps' data (§ numbers: SMAC's §1 environment, §2 maps, §3 actions, §4 observation,
+§5 state, §6 reward, §7 units, §8 the enemy AI); what the
 simulator approximates, and how it was checked, is in docs/smac_simulator.md.
 
 Three layers, each usable on its own:

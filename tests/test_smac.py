@@ -1,4 +1,4 @@
-"""The built-in SMAC simulator against ../shared/docs/SMAC.md: sizes, rules, rewards, determinism, APIs."""
+"""The built-in SMAC simulator against SMAC: sizes, rules, rewards, determinism, APIs."""
 
 import importlib.util
 
