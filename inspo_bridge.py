@@ -546,7 +546,7 @@ def main(args: Args) -> dict:
     alpha, beta, first, history, best_return = args.alpha, args.beta_0, 1, [], -np.inf
 
     if checkpoint is None:
-        # 1. Behaviour cloning (Eq. 21, 22)
+        # Algorithm 1, line 1: behaviour cloning µ (Eq. 21, 22); π^0 = µ
         bc_loss = behaviour_cloning(data, behaviours, joint_behaviour, args, generator)
         writer.add_scalar("losses/bc_loss", bc_loss, 0)
         for policy, behaviour in zip(policies, behaviours):  # π^0 = µ (Algorithm 1's initial policy)
@@ -612,24 +612,28 @@ def main(args: Args) -> dict:
             "np_rng": np_rng.bit_generator.state,
         }
 
+    # Algorithm 1, line 2: for k = 1, ..., K. Line 3 (Q^k by Eq. 10) is, in the practical InSPO, a local
+    # critic per agent, updated inside the agents' loop just before that agent's policy (below).
     for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):
         evaluating = iteration % args.eval_interval == 0 or iteration == args.num_updates
         uniform = torch.randint(len(data["reward"]), (args.batch_size,), generator=generator, device=device)
         advantages = (
             expected_advantages(data, uniform, policies, target_critics) if args.update_order == "semi-greedy" else None
         )
+        # line 4: a permutation i_1:N of the agents (random; --update-order fixed or semi-greedy)
         order = update_order(args, n_agents, np_rng, advantages)
-        # (3, 4) ρ and the resampled batch: per agent just before its update (sequential),
-        # or all from the policies at the start of the iteration (simultaneous ablation)
+        # sequential vs simultaneous: ρ of Eq. 23 and the batch resampled ∝ ρ are made for each agent just
+        # before its update, from its teammates' policies as updated so far this iteration (InSPO);
+        # --no-sequential makes them all from the start-of-iteration policies (the ablation of Fig. 5b)
         batches = {} if args.sequential else {i: resample(data, policies, i, args, generator) for i in order}
-        for i in order:
+        for i in order:  # line 5: for n = 1, ..., N
             idx = batches[i] if i in batches else resample(data, policies, i, args, generator)
-            # (5) local critic, Eq. 24
+            # line 3's local critic Q^i: Eq. 24
             q_loss = critic_loss(data, idx, i, critics[i], target_critics[i], policies[i], alpha, beta, args)
             critic_optimisers[i].zero_grad()
             q_loss.backward()
             critic_optimisers[i].step()
-            # (6) in-sample policy extraction, Eq. 20
+            # line 6: update π^i by Eq. 13, in practice the in-sample extraction of Eq. 20
             pi_loss = actor_loss(data, idx, i, policies[i], target_critics[i], alpha, beta, args)
             policy_optimisers[i].zero_grad()
             pi_loss.backward()
@@ -638,7 +642,7 @@ def main(args: Args) -> dict:
             for critic, target in zip(critics, target_critics):  # Polyak: θ̄ ← θ̄ + τ (θ − θ̄)
                 for target_param, param in zip(target.parameters(), critic.parameters()):
                     target_param.lerp_(param, args.tau)
-        # (8) auto-tuned α, Eq. 25
+        # after the agents (lines 7-8 end the loops): auto-tuned α, Eq. 25
         if args.autotune_alpha or evaluating:
             with torch.no_grad():
                 kl = mean_kl(data, uniform, policies)
@@ -648,7 +652,7 @@ def main(args: Args) -> dict:
             a_loss.backward()
             alpha_optimiser.step()
             alpha = float(log_alpha.detach().exp())
-        # (7) decaying entropy temperature
+        # and the decaying entropy temperature β
         beta *= args.beta_decay
 
         if evaluating:

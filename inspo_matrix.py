@@ -492,7 +492,7 @@ def main(args: Args) -> dict:
     )
     start = time.time()
 
-    # 1. Behaviour cloning (Eq. 21, 22)
+    # Algorithm 1, line 1: behaviour cloning µ (Eq. 21, 22); π^0 = µ
     if args.exact:
         joint, mus = exact_behaviour(raw["actions"], n_actions)
     else:
@@ -539,16 +539,19 @@ def main(args: Args) -> dict:
                 for i in range(n_agents)
             ]
 
+    # Algorithm 1, line 2: for k = 1, ..., K. Line 3 (Q^k by Eq. 10) is, in the practical InSPO, a local
+    # critic per agent, updated inside the agents' loop just before that agent's policy (below).
     for iteration in trange(1, args.num_updates + 1, disable=not args.progress, desc=run_name[:40], leave=False):
         evaluating = iteration % args.eval_interval == 0 or iteration == args.num_updates
         if args.exact:
             advantages = [(mus[i] - pis[i]) @ q_exact[i] for i in range(n_agents)]  # E_D[Q^i] − E_π[Q^i]
+            # line 4: a permutation i_1:N of the agents (random; --update-order fixed or semi-greedy)
             order = update_order(args, n_agents, np_rng, advantages)
             start_pis = [p.copy() for p in pis]
-            for i in order:
-                # (3, 4) teammates' policies: already updated ones when sequential, the iteration's start otherwise
+            for i in order:  # line 5: for n = 1, ..., N
+                # sequential vs simultaneous: the teammate's policy as updated so far, or at the iteration's start
                 teammate = pis[1 - i] if args.sequential else start_pis[1 - i]
-                # (5, 6) exact in-sample critic and Eq. 13
+                # lines 3 and 6 in closed form: the exact in-sample critic and Eq. 13
                 pis[i], q_exact[i] = exact_agent_update(i, joint, mus, teammate, pis[i], payoff, alpha, beta)
             kl = torch.tensor(np.mean([np.sum(p[p > 0] * np.log(p[p > 0] / mu[p > 0])) for p, mu in zip(pis, mus)]))
         else:
@@ -558,18 +561,20 @@ def main(args: Args) -> dict:
                 if args.update_order == "semi-greedy"
                 else None
             )
+            # line 4: a permutation i_1:N of the agents (random; --update-order fixed or semi-greedy)
             order = update_order(args, n_agents, np_rng, advantages)
-            # (3, 4) ρ and the resampled batch: per agent just before its update (sequential),
-            # or all from the policies at the start of the iteration (simultaneous ablation)
+            # sequential vs simultaneous: ρ of Eq. 23 and the batch resampled ∝ ρ are made for each agent just
+            # before its update, from its teammates' policies as updated so far this iteration (InSPO);
+            # --no-sequential makes them all from the start-of-iteration policies (the ablation of Fig. 5b)
             batches = {} if args.sequential else {i: resample(data, policies, i, args, generator) for i in order}
-            for i in order:
+            for i in order:  # line 5: for n = 1, ..., N
                 idx = batches[i] if i in batches else resample(data, policies, i, args, generator)
-                # (5) local critic, Eq. 24
+                # line 3's local critic Q^i: Eq. 24
                 q_loss = critic_loss(data, idx, i, critics[i], target_critics[i], policies[i], alpha, beta, args)
                 critic_optimisers[i].zero_grad()
                 q_loss.backward()
                 critic_optimisers[i].step()
-                # (6) in-sample policy extraction, Eq. 20
+                # line 6: update π^i by Eq. 13, in practice the in-sample extraction of Eq. 20
                 pi_loss = actor_loss(data, idx, i, policies[i], target_critics[i], alpha, beta, args)
                 policy_optimisers[i].zero_grad()
                 pi_loss.backward()
@@ -581,14 +586,14 @@ def main(args: Args) -> dict:
             if args.autotune_alpha or evaluating:
                 with torch.no_grad():
                     kl = mean_kl(data, uniform, policies)
-        # (8) auto-tuned α, Eq. 25
+        # after the agents (lines 7-8 end the loops): auto-tuned α, Eq. 25
         if args.autotune_alpha:
             a_loss = alpha_loss(log_alpha, kl, args.target_kl)
             alpha_optimiser.zero_grad()
             a_loss.backward()
             alpha_optimiser.step()
             alpha = float(log_alpha.detach().exp())
-        # (7) decaying entropy temperature
+        # and the decaying entropy temperature β
         beta *= args.beta_decay
 
         if evaluating:

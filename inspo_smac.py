@@ -798,7 +798,7 @@ def main(args: Args) -> dict:
     alpha, beta, first, history, best_win_rate = args.alpha, args.beta_0, 1, [], -np.inf
 
     if checkpoint is None:
-        # 1. Behaviour cloning (Eq. 21, 22)
+        # Algorithm 1, line 1: behaviour cloning µ (Eq. 21, 22); π^0 = µ
         bc_loss = behaviour_cloning(data, behaviours, joint_behaviour, args, generator)
         writer.add_scalar("losses/bc_loss", bc_loss, 0)
         for policy, behaviour in zip(policies, behaviours):  # π^0 = µ (Algorithm 1's initial policy)
@@ -877,6 +877,8 @@ def main(args: Args) -> dict:
             "np_rng": np_rng.bit_generator.state,
         }
 
+    # Algorithm 1, line 2: for k = 1, ..., K. Line 3 (Q^k by Eq. 10) is, in the practical InSPO, a local
+    # critic per agent, updated inside the agents' loop just before that agent's policy (below).
     for iteration in trange(first, args.num_updates + 1, disable=not args.progress, desc=run_name[:40]):
         evaluating = iteration % args.eval_interval == 0 or iteration == args.num_updates
         logging = evaluating or iteration % args.log_interval == 0
@@ -888,6 +890,7 @@ def main(args: Args) -> dict:
             logps = [unroll(policies[j], batch, j) for j in range(n_agents)]
         log_pi_taken = torch.stack([taken(logp, batch, j) for j, logp in enumerate(logps)], -1)  # [B, T, N]
         advantages = expected_advantages(batch, logps, target_critics) if args.update_order == "semi-greedy" else None
+        # line 4: a permutation i_1:N of the agents (random; --update-order fixed or semi-greedy)
         order = update_order(args, n_agents, np_rng, advantages)
         # every agent's critic target, from the start-of-iteration policies and the target critics
         targets = lambda_returns(
@@ -898,8 +901,9 @@ def main(args: Args) -> dict:
             args.gamma,
             args.td_lambda,
         )
-        # (3, 4) ρ and the resampled steps: per agent just before its update, with the teammates
-        # already updated in this iteration (sequential), or all from the start-of-iteration policies
+        # sequential vs simultaneous: ρ of Eq. 23 and the steps resampled ∝ ρ are made for each agent just
+        # before its update, from its teammates' policies as updated so far this iteration (InSPO);
+        # --no-sequential makes them all from the start-of-iteration policies (the ablation of Fig. 5b)
         logps_after = list(logps)
         steps = (
             {}
@@ -909,18 +913,18 @@ def main(args: Args) -> dict:
                 for i in order
             }
         )
-        for i in order:
+        for i in order:  # line 5: for n = 1, ..., N
             if i not in steps:
                 steps[i] = resample(
                     importance_ratio(log_pi_taken, batch["log_mu_others"], i), batch["valid"], args, generator
                 )
-            # (5) local critic, Eq. 24, toward the λ-returns (agent i's policy before its update)
+            # line 3's local critic Q^i: Eq. 24 toward the λ-returns (agent i's policy before its update)
             q_loss = critic_loss(batch, steps[i], i, critics[i], targets[..., i], args)
             critic_optimisers[i].zero_grad()
             q_loss.backward()
             critic_optimisers[i].step()
             q_losses.append(q_loss.detach())
-            # (6) in-sample policy extraction, Eq. 20, through the recurrent unroll
+            # line 6: update π^i by Eq. 13, in practice the in-sample extraction of Eq. 20 (recurrent unroll)
             pi_loss = actor_loss(
                 batch, steps[i], i, unroll(policies[i], batch, i), target_critics[i], alpha, beta, args
             )
@@ -936,7 +940,7 @@ def main(args: Args) -> dict:
             for critic, target in zip(critics, target_critics):  # Polyak: θ̄ ← θ̄ + τ (θ − θ̄)
                 for target_param, param in zip(target.parameters(), critic.parameters()):
                     target_param.lerp_(param, args.tau)
-        # (8) auto-tuned α, Eq. 25
+        # after the agents (lines 7-8 end the loops): auto-tuned α, Eq. 25
         if args.autotune_alpha or logging:
             with torch.no_grad():
                 kl = mean_kl(batch, logps_after)
@@ -946,7 +950,7 @@ def main(args: Args) -> dict:
             a_loss.backward()
             alpha_optimiser.step()
             alpha = float(log_alpha.detach().exp())
-        # (7) decaying entropy temperature
+        # and the decaying entropy temperature β
         beta *= args.beta_decay
 
         if logging:  # means over agents

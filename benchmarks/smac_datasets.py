@@ -5,7 +5,7 @@ fresh process generates the dataset into an empty cache and reports its card, it
 its peak memory; the results go to benchmarks/results/smac_datasets.md (with the cards as JSON
 under benchmarks/results/smac_datasets/) and the QMIX training curves to
 benchmarks/results/qmix_curves.png. A card already under results/smac_datasets/ is kept (delete
-it to re-measure), so the benchmark can be completed over several sittings.
+it to re-measure), so the benchmark can be completed in parts.
 
     python benchmarks/smac_datasets.py [--maps 2s3z 3s_vs_5z] [--cache-dir DIR]
 """

@@ -3,7 +3,7 @@
 A run is one call of a single-file script's `main` (inspo_matrix, inspo_bridge or inspo_smac)
 with one set of flags, in a worker process with one thread. Its summary is written to
 <results-dir>/<run name>/summary.json; a run whose summary exists is skipped, so a sweep killed
-half-way (or stopped at the end of a sitting) is continued by running it again. A run killed in
+half-way is continued by running it again. A run killed in
 the middle resumes from its last checkpoint when its script has `--resume`. The benchmark
 scripts build their tables and PNGs from the summaries alone.
 

@@ -85,13 +85,13 @@ def test_help_lists_the_choices(script, flag, choices):
 
 
 def test_no_tracked_file_points_outside_the_clone():
-    """A clone stands alone: no file cites ../shared or an issue number (.ci/run may point the AlberDICE tests at
-    this machine's copy of the released files)."""
+    """A clone stands alone: no file cites a folder beside the clone or an issue number (.ci/run may point the
+    AlberDICE tests at this machine's copy of the released files)."""
     try:
         files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
-    outside = re.compile(r"\.\./shared|\bissue #?\d+", re.IGNORECASE)
+    outside = re.compile(r"\.\./" + "shared" + r"|\bissue #?\d+", re.IGNORECASE)
     bad = []
     for path in files:
         if path == ".ci/run" or path.startswith("benchmarks/results/") or path.endswith((".pt", ".png", ".npz")):
