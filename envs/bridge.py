@@ -307,7 +307,7 @@ def load_or_make(name: str, seed: int, cache_dir: str, dataset_dir: str | None =
         arrays = make_buffer(name, seed)
         how = {
             "optimal": "generated: 500 episodes of the handcrafted optimal policy (docs/bridge.md §7)",
-            "mixed": "generated: 500 uniform-random episodes (§8), then 500 optimal (§7)",
+            "mixed": "generated: 500 uniform-random episodes (docs/bridge.md §8), then 500 optimal (§7)",
         }[name]
         card = dataset_card(arrays, how, seed)
         card["sha256"] = _checksum(arrays)
