@@ -157,9 +157,8 @@ def test_generated_mixed_is_random_then_optimal(cache):
     arrays, card = load_or_make("mixed", 0, cache)
     optimal, _ = load_or_make("optimal", 0, cache)
     returns = arrays["reward"][:, :, 0].sum(1)
-    assert (
-        card["episodes"] == 1000 and card["how"] == "generated: 500 uniform-random episodes (docs/bridge.md §8), then 500 optimal (§7)"
-    )
+    assert card["episodes"] == 1000
+    assert card["how"] == "generated: 500 uniform-random episodes (docs/bridge.md §8), then 500 optimal (§7)"
     assert returns[:500].mean() == pytest.approx(-17.667, abs=0.6)  # §8: std 3.894 over 500 episodes
     assert returns[500:].mean() == pytest.approx(-1.262, abs=0.003)
     actions = arrays["actions"][:500, :50, :, 0][arrays["filled"][:500, :50, 0] == 1]
