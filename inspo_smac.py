@@ -54,7 +54,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
 from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb, new_run_dir
-from envs.smac import MAPS, SMACBatch, make_env
+from envs.smac import MAPS, SMACBatch, make_env, write_gif
 from envs.smac_data import (
     DATASETS,
     default_cache_dir,
@@ -79,6 +79,8 @@ class Args:
     """run the networks on the GPU when one is available"""
     track: bool = False
     """log to Weights & Biases as well as TensorBoard (wandb is imported only then)"""
+    capture_video: bool = False
+    """write the first battle of the final evaluation, for π and for µ (BC), as GIFs in runs/<run_name>/videos/"""
     wandb_project_name: str = "inspo"
     """the wandb project, with --track"""
     wandb_entity: str | None = None
@@ -91,6 +93,9 @@ class Args:
     """write runs/<run_name>/checkpoint.pt (atomically) every this many iterations (an integer in 1..10^9)"""
     resume: str | None = None
     """a checkpoint.pt to resume from (same configuration; --num-updates may grow)"""
+    evaluate: str | None = None
+    """a run's checkpoint.pt: evaluate its π and µ on the final evaluation's battles (--final-eval-episodes,
+    --no-eval-greedy, --capture-video, --env-backend apply), save evaluation.json beside it and exit: no training"""
 
     # Algorithm specific arguments
     map: Annotated[str, tyro.conf.arg(metavar="{" + ",".join(MAPS) + "}")] = "3s_vs_5z"
@@ -229,6 +234,12 @@ def check_args(args: Args) -> None:
         check_count("dataset_episodes", args.dataset_episodes, 1, 10**6)
     check_seed("seed", args.seed)
     check_seed("dataset_seed", args.dataset_seed)
+    if args.resume is not None and args.evaluate is not None:
+        raise InputError("--resume and --evaluate together are not accepted; accepted: one of them")
+    if args.evaluate is not None and not os.path.isfile(args.evaluate):
+        raise InputError(
+            f"--evaluate {args.evaluate!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote"
+        )
     if args.resume is not None and not os.path.isfile(args.resume):
         raise InputError(
             f"--resume {args.resume!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote"
@@ -237,6 +248,9 @@ def check_args(args: Args) -> None:
         raise InputError(f"--dataset-file {args.dataset_file!r}: no such file; accepted: one of CFCQL's h5 files")
     if args.track:
         import_wandb()
+    if args.evaluate is not None:  # the evaluation (and its videos) go beside the checkpoint
+        check_writable_dir("evaluate", os.path.dirname(os.path.abspath(args.evaluate)))
+        return
     check_writable_dir("runs_dir", args.runs_dir)
     if args.dataset_file is None:
         check_writable_dir("cache_dir", args.cache_dir or default_cache_dir())
@@ -600,13 +614,23 @@ def act(policies, obs, avail, last_actions, hidden, greedy: bool, generator, dev
 
 @torch.no_grad()
 def evaluate(
-    policies, map_name: str, episodes: int, greedy: bool, seed: int, generator, device, backend: str = "builtin"
+    policies,
+    map_name: str,
+    episodes: int,
+    greedy: bool,
+    seed: int,
+    generator,
+    device,
+    backend: str = "builtin",
+    video: str | None = None,
 ):
     """Win rate and mean return over `episodes` battles: on the built-in simulator all at once
-    (battle k uses simulator seed `seed` + k), in StarCraft II one after another."""
+    (battle k uses simulator seed `seed` + k), in StarCraft II one after another. With `video`, the
+    first battle is also drawn step by step into that GIF."""
     if backend == "sc2":
         env, wins, returns = make_env(map_name, "sc2", seed), [], []  # one game, one episode after another
-        for _ in range(episodes):
+        frames = []
+        for episode in range(episodes):
             env.reset()
             hidden, last, total, terminated, info = (
                 [None] * len(policies),
@@ -620,20 +644,29 @@ def evaluate(
                 last = act(policies, np.array(env.get_obs())[None], avail, last, hidden, greedy, generator, device)
                 reward, terminated, info = env.step(last[0])
                 total += reward
+                if video and episode == 0:
+                    frames.append(env.render(mode="rgb_array"))
             wins.append(bool(info.get("battle_won", False)))
             returns.append(total)
         env.close()
+        if video:
+            write_gif(frames, video)
         return float(np.mean(wins)), float(np.mean(returns))
     battles = SMACBatch(map_name, episodes, seed=seed, auto_reset=False)
     obs, _, avail = battles.reset()
     hidden, last = [None] * len(policies), np.full((episodes, battles.n_agents), -1)
     returns, won, running = np.zeros(episodes), np.zeros(episodes, bool), np.ones(episodes, bool)
+    frames = [battles.render(0)] if video else None
     while running.any():
         last = act(policies, obs, avail, last, hidden, greedy, generator, device)
         obs, _, avail, reward, terminated, info = battles.step(last)
+        if frames is not None and running[0]:
+            frames.append(battles.render(0))
         returns += reward * running
         won |= info["battle_won"] & running
         running &= ~terminated
+    if video:
+        write_gif(frames, video)
     return float(won.mean()), float(returns.mean())
 
 
@@ -641,6 +674,8 @@ def evaluate(
 RESUMABLE = {
     "num_updates",
     "resume",
+    "evaluate",
+    "capture_video",
     "progress",
     "runs_dir",
     "checkpoint_interval",
@@ -693,17 +728,24 @@ CHECKPOINT_KEYS = (
 )
 
 
-def load_checkpoint(path: str, args: Args) -> dict:
+def read_checkpoint(path: str, flag: str) -> dict:
+    """A checkpoint this script wrote, every key present, or one error line naming the flag and the file."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        config = state["config"]
+        state["config"]
     except Exception as error:
         raise InputError(
-            f"--resume {path!r} is not a readable InSPO SMAC checkpoint ({type(error).__name__}: {error})"
+            f"{flag} {path!r} is not a readable InSPO SMAC checkpoint ({type(error).__name__}: {error})"
         ) from None
     missing = [key for key in CHECKPOINT_KEYS if key not in state]
     if missing:
-        raise InputError(f"--resume {path!r} lacks {', '.join(missing)}; accepted: a checkpoint.pt this script wrote")
+        raise InputError(f"{flag} {path!r} lacks {', '.join(missing)}; accepted: a checkpoint.pt this script wrote")
+    return state
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    state = read_checkpoint(path, "--resume")
+    config = state["config"]
     for key, value in asdict(args).items():
         if key not in RESUMABLE and config.get(key) != value:
             raise InputError(
@@ -733,9 +775,84 @@ def load_dataset(args: Args) -> tuple[dict, dict]:
     return load_h5(path, args.map), {**card, "source": path}
 
 
+def video_path(run_dir: str, who: str) -> str:
+    """runs/<run_name>/videos/<who>.gif, its folder made."""
+    os.makedirs(os.path.join(run_dir, "videos"), exist_ok=True)
+    return os.path.join(run_dir, "videos", f"{who}.gif")
+
+
+def evaluate_checkpoint(args: Args) -> dict:
+    """--evaluate: a run's π and µ from its checkpoint on the battles of its final evaluation (the same
+    simulator seeds, and the checkpoint's evaluation generator for sampled actions), with no training."""
+    state = read_checkpoint(args.evaluate, "--evaluate")
+    config = state["config"]
+    sizes = map_sizes(config["map"])
+    n_agents, n_actions = sizes["n_agents"], sizes["n_actions"]
+    in_dim = sizes["obs_shape"] + n_actions + n_agents
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    try:
+        teams = {}
+        for who in ("policies", "behaviours"):
+            teams[who] = [RecurrentPolicy(in_dim, n_actions, config["rnn_hidden"]).to(device) for _ in range(n_agents)]
+            for network, saved in zip(teams[who], state[who], strict=True):
+                network.load_state_dict(saved)
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise InputError(
+            f"--evaluate {args.evaluate!r} does not hold {config['map']}'s networks ({type(error).__name__}: {error})"
+        ) from None
+    if args.env_backend == "sc2":
+        make_env(config["map"], "sc2").close()
+    generator = torch.Generator(device=device).manual_seed(config["seed"] + 10_000)
+    if state["device"] == device.type:
+        generator.set_state(state["eval_generator"])
+    eval_seed = 50_000_000 + 100_000 * config["seed"]  # the run's evaluation battles
+    run_dir = os.path.dirname(os.path.abspath(args.evaluate))
+    results = {}
+    with torch.no_grad():
+        for who, label in (("policies", "inspo"), ("behaviours", "bc")):
+            results[label] = evaluate(
+                teams[who],
+                config["map"],
+                args.final_eval_episodes,
+                args.eval_greedy,
+                eval_seed,
+                generator,
+                device,
+                args.env_backend,
+                video_path(run_dir, f"{label}_evaluate") if args.capture_video else None,
+            )
+    mode = "greedy" if args.eval_greedy else "stochastic"
+    evaluation = {
+        "checkpoint": os.path.abspath(args.evaluate),
+        "iteration": state["iteration"],
+        "map": config["map"],
+        "dataset": config["dataset"],
+        "episodes": args.final_eval_episodes,
+        "eval_greedy": args.eval_greedy,
+        "env_backend": args.env_backend,
+        "win_rate": results["inspo"][0],
+        "return": results["inspo"][1],
+        "bc_win_rate": results["bc"][0],
+        "bc_return": results["bc"][1],
+    }
+    path = os.path.join(run_dir, "evaluation.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(evaluation, f, indent=2)
+    os.replace(path + ".tmp", path)
+    print(
+        f"smac {config['map']} {config['dataset']} (iteration {state['iteration']}): win rate "
+        f"{evaluation['win_rate']:.3f}, return {evaluation['return']:.2f} ({mode}, {args.final_eval_episodes} "
+        f"battles), BC {evaluation['bc_win_rate']:.3f} ({evaluation['bc_return']:.2f})"
+    )
+    print(f"evaluation: {path}")
+    return evaluation
+
+
 def main(args: Args) -> dict:
     args = with_presets(args)
     check_args(args)
+    if args.evaluate is not None:
+        return evaluate_checkpoint(args)
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     if args.env_backend == "sc2":
         make_env(args.map, "sc2").close()  # fails now, with SMAC's install line, rather than after training
@@ -845,6 +962,7 @@ def main(args: Args) -> dict:
             eval_generator,
             device,
             args.env_backend,
+            video_path(run_dir, "bc") if args.capture_video else None,
         )
     else:
         bc_win_rate, bc_return = checkpoint["bc_win_rate"], checkpoint["bc_return"]
@@ -993,6 +1111,7 @@ def main(args: Args) -> dict:
         eval_generator,
         device,
         args.env_backend,
+        video_path(run_dir, "inspo") if args.capture_video else None,
     )
     wall_time = time.time() - start
     summary = {

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -571,6 +572,67 @@ class SMACBatch:
             "episode_limit": self.episode_limit,
         }
 
+    def render(self, battle: int = 0) -> np.ndarray:
+        """One battle drawn as an RGB array [H, W, 3] uint8 (see `draw_battle`)."""
+        if not self.started:
+            raise InputError("render() before reset(); call reset() first")
+        if not is_int(battle) or not 0 <= battle < self.n_battles:
+            raise InputError(f"battle={battle!r} is not accepted; accepted: an integer in 0..{self.n_battles - 1}")
+        return draw_battle(self, int(battle))
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering (matplotlib's Agg canvas; no window)
+# ---------------------------------------------------------------------------------------
+ALLY_COLOUR, ENEMY_COLOUR, DEAD_COLOUR = (0.12, 0.47, 0.71), (0.84, 0.15, 0.16), (0.6, 0.6, 0.6)
+FRAME_INCHES, FRAME_DPI = 4.0, 80  # 320 x 320 pixels
+
+
+def draw_battle(battles: SMACBatch, battle: int) -> np.ndarray:
+    """Battle `battle` as an RGB array [320, 320, 3] uint8: pathable ground light, each unit a circle of its
+    radius in its team's colour (allies blue, enemies red), dead units grey and hollow, a health bar (green)
+    and a shield bar (cyan) above each living unit, and a line from each attacker to its target."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle
+
+    b = battles
+    figure = Figure(figsize=(FRAME_INCHES, FRAME_INCHES), dpi=FRAME_DPI)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.imshow(np.where(b.pathing_grid.T, 0.95, 0.75), cmap="gray", vmin=0, vmax=1, origin="lower",
+                extent=(0, MAP_SIZE, 0, MAP_SIZE))  # fmt: skip
+    x, y, alive = b.x[battle], b.y[battle], b.alive[battle]
+    for u in range(b.n_units):
+        colour = ALLY_COLOUR if u < b.n_agents else ENEMY_COLOUR
+        if not alive[u]:
+            axes.add_patch(Circle((x[u], y[u]), b.u_radius[u], fill=False, edgecolor=DEAD_COLOUR, linewidth=1))
+            continue
+        target = b.target[battle, u]
+        if target >= 0 and alive[target]:
+            axes.plot([x[u], x[target]], [y[u], y[target]], color=colour, linewidth=0.8, alpha=0.6)
+        axes.add_patch(Circle((x[u], y[u]), b.u_radius[u], color=colour))
+        for row, (value, full, bar) in enumerate(((b.hp[battle, u], b.u_hp[u], "green"),
+                                                   (b.shield[battle, u], b.u_shield[u], "cyan"))):  # fmt: skip
+            if full > 0:
+                top = y[u] + b.u_radius[u] + 0.25 + 0.3 * row
+                axes.plot([x[u] - 0.5, x[u] - 0.5 + value / full], [top, top], color=bar, linewidth=2)
+    axes.set_xlim(0, MAP_SIZE)
+    axes.set_ylim(0, MAP_SIZE)
+    axes.set_axis_off()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def write_gif(frames: list[np.ndarray], path: str, fps: int = 8) -> None:
+    """Frames [H, W, 3] uint8 as an animated GIF (Pillow, which matplotlib brings), written atomically."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    tmp = path + ".tmp"
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    os.replace(tmp, path)
+
 
 # ---------------------------------------------------------------------------------------
 # Scripted policies: the checks that each map plays like SMAC (docs/smac_simulator.md)
@@ -761,8 +823,12 @@ class StarCraft2Env:
     def close(self) -> None:
         pass
 
-    def render(self, mode: str = "human"):
-        raise NotImplementedError("the built-in simulator has no renderer")
+    def render(self, mode: str = "rgb_array") -> np.ndarray:
+        """The battle as an RGB array (the built-in simulator draws `rgb_array` only; SMAC's pygame window
+        needs the real game's renderer)."""
+        if mode != "rgb_array":
+            raise InputError(f"render mode {mode!r} is not accepted; accepted: rgb_array")
+        return self._battle.render(0)
 
     def save_replay(self) -> None:
         raise NotImplementedError("replays need StarCraft II: use backend='sc2'")
@@ -825,13 +891,20 @@ class SMACParallelEnv(ParallelEnv):
     (the no-op for the dead) instead, for samplers that ignore the action mask, such as
     PettingZoo's `parallel_seed_test`."""
 
-    metadata = {"name": "smac_v1", "render_modes": []}
+    metadata = {"name": "smac_v1", "render_modes": ["rgb_array"]}
 
     def __init__(
-        self, map_name: str = "3s_vs_5z", backend: str = "sim", seed: int | None = None, unavailable: str = "error"
+        self,
+        map_name: str = "3s_vs_5z",
+        backend: str = "sim",
+        seed: int | None = None,
+        unavailable: str = "error",
+        render_mode: str | None = None,
     ):
         if unavailable not in ("error", "stop"):
             raise InputError(f"unavailable={unavailable!r} is not accepted; accepted: error, stop")
+        if render_mode not in (None, "rgb_array"):
+            raise InputError(f"render_mode={render_mode!r} is not accepted; accepted: None, rgb_array")
         self.map_name, self.backend, self.unavailable = map_name, backend, unavailable
         self.env = make_env(map_name, backend, seed)
         info = self.env.get_env_info()
@@ -848,7 +921,7 @@ class SMACParallelEnv(ParallelEnv):
         )
         self._action_space = spaces.Discrete(n_actions)
         self.state_space = spaces.Box(-1.0, 2.0, (info["state_shape"],), np.float32)
-        self.render_mode = None
+        self.render_mode = render_mode
         self.episode_limit = info["episode_limit"]
 
     @functools.cache
@@ -905,5 +978,52 @@ class SMACParallelEnv(ParallelEnv):
     def state(self) -> np.ndarray:
         return np.asarray(self.env.get_state(), dtype=np.float32)
 
+    def render(self) -> np.ndarray:
+        """The battle as an RGB array [H, W, 3] (PettingZoo's render_mode="rgb_array")."""
+        if self.render_mode != "rgb_array":
+            raise InputError(f"render() needs render_mode='rgb_array' (this env has {self.render_mode!r})")
+        return self.env.render(mode="rgb_array")
+
     def close(self):
         self.env.close()
+
+
+def main() -> None:
+    """`python -m envs.smac --map 3s_vs_5z --policy kite --gif battle.gif`: one battle of a scripted team, drawn
+    step by step into an animated GIF."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--map", default="3s_vs_5z", help=f"one of {', '.join(MAPS)}")
+    parser.add_argument("--policy", default="kite", help=f"scripted team: one of {', '.join(SCRIPTED_POLICIES)}")
+    parser.add_argument("--seed", type=int, default=0, help="battle seed, in [0, 2**32)")
+    parser.add_argument("--gif", default="battle.gif", help="the GIF to write")
+    parser.add_argument("--fps", type=int, default=8, help="frames (SMAC steps) per second of the GIF")
+    args = parser.parse_args()
+    try:
+        if args.policy not in SCRIPTED_POLICIES:
+            raise InputError(f"unknown scripted policy {args.policy!r}; accepted: {', '.join(SCRIPTED_POLICIES)}")
+        if args.fps < 1:
+            raise InputError(f"--fps {args.fps} is not accepted; accepted: an integer >= 1")
+        directory = os.path.dirname(os.path.abspath(args.gif))
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            raise InputError(f"--gif {args.gif!r} cannot be written (its folder is missing or read-only)")
+        battles = SMACBatch(args.map, 1, args.seed, auto_reset=False)
+        battles.reset()
+        rng, frames, terminated = np.random.default_rng(args.seed), [battles.render(0)], False
+        while not terminated:
+            *_, terminated, info = battles.step(scripted_actions(battles, args.policy, rng))
+            terminated = bool(terminated[0])
+            frames.append(battles.render(0))
+        write_gif(frames, args.gif, args.fps)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(
+        f"{args.map} {args.policy}: {'won' if info['battle_won'][0] else 'lost'} in {len(frames) - 1} steps; {args.gif}"
+    )
+
+
+if __name__ == "__main__":
+    main()
