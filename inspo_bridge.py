@@ -43,7 +43,18 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import trange
 
 from envs import InputError, check_count, check_number, check_seed, check_writable_dir, import_wandb, new_run_dir
-from envs.bridge import DATASETS, OPTIMUM, TRAIN_HORIZON, BridgeCore, format_card, load_or_make, transitions
+from envs.bridge import (
+    DATASETS,
+    N_ACTIONS,
+    N_AGENTS,
+    OPTIMUM,
+    STATE_DIM,
+    TRAIN_HORIZON,
+    BridgeCore,
+    format_card,
+    load_or_make,
+    transitions,
+)
 
 
 @dataclass
@@ -70,6 +81,9 @@ class Args:
     """write runs/<run_name>/checkpoint.pt (atomically) every this many iterations (an integer in 1..10^9)"""
     resume: str | None = None
     """a checkpoint.pt to resume from (same configuration; --num-updates may grow)"""
+    evaluate: str | None = None
+    """a run's checkpoint.pt: evaluate its π and µ (greedy and stochastic, --final-eval-episodes) as the run's final
+    evaluation does, save evaluation.json beside it and exit: no training"""
 
     # Algorithm specific arguments
     dataset: Annotated[str, tyro.conf.arg(metavar="{" + ",".join(DATASETS) + "}")] = "mixed"
@@ -168,6 +182,15 @@ def check_args(args: Args) -> None:
         check_count(name, getattr(args, name), 1, high)
     check_seed("seed", args.seed)
     check_seed("dataset_seed", args.dataset_seed)
+    if args.resume is not None and args.evaluate is not None:
+        raise InputError("--resume and --evaluate together are not accepted; accepted: one of them")
+    if args.evaluate is not None:
+        if not os.path.isfile(args.evaluate):
+            raise InputError(
+                f"--evaluate {args.evaluate!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote"
+            )
+        check_writable_dir("evaluate", os.path.dirname(os.path.abspath(args.evaluate)))
+        return
     if args.resume is not None and not os.path.isfile(args.resume):
         raise InputError(
             f"--resume {args.resume!r}: no such checkpoint file; accepted: a checkpoint.pt this script wrote"
@@ -413,6 +436,7 @@ def evaluate(policies, episodes: int, greedy: bool, generator, device) -> float:
 RESUMABLE = {
     "num_updates",
     "resume",
+    "evaluate",
     "progress",
     "runs_dir",
     "checkpoint_interval",
@@ -460,17 +484,70 @@ CHECKPOINT_KEYS = (
 )
 
 
-def load_checkpoint(path: str, args: Args) -> dict:
+def read_checkpoint(path: str, flag: str) -> dict:
+    """A checkpoint this script wrote, every key present, or one error line naming the flag and the file."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        config = state["config"]
+        state["config"]
     except Exception as error:
         raise InputError(
-            f"--resume {path!r} is not a readable InSPO Bridge checkpoint ({type(error).__name__}: {error})"
+            f"{flag} {path!r} is not a readable InSPO Bridge checkpoint ({type(error).__name__}: {error})"
         ) from None
     missing = [key for key in CHECKPOINT_KEYS if key not in state]
     if missing:
-        raise InputError(f"--resume {path!r} lacks {', '.join(missing)}; accepted: a checkpoint.pt this script wrote")
+        raise InputError(f"{flag} {path!r} lacks {', '.join(missing)}; accepted: a checkpoint.pt this script wrote")
+    return state
+
+
+def evaluate_checkpoint(args: Args) -> dict:
+    """--evaluate: a run's π and µ from its checkpoint, evaluated in the order and with the generator state of
+    the run's final evaluation (so the numbers are the run's own), with no training."""
+    state = read_checkpoint(args.evaluate, "--evaluate")
+    config = state["config"]
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    try:
+        teams = {}
+        for who in ("policies", "behaviours"):
+            teams[who] = [Policy(STATE_DIM, N_ACTIONS, config["hidden_dim"]).to(device) for _ in range(N_AGENTS)]
+            for network, saved in zip(teams[who], state[who], strict=True):
+                network.load_state_dict(saved)
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise InputError(
+            f"--evaluate {args.evaluate!r} does not hold Bridge's networks ({type(error).__name__}: {error})"
+        ) from None
+    generator = torch.Generator(device=device).manual_seed(config["seed"] + 10_000)
+    if state["device"] == device.type:
+        generator.set_state(state["eval_generator"])
+    episodes = args.final_eval_episodes
+    with torch.no_grad():
+        returns = {
+            f"{label}_{mode}": evaluate(teams[who], episodes, mode == "greedy", generator, device)
+            for who, label in (("policies", "return"), ("behaviours", "bc_return"))
+            for mode in ("greedy", "stochastic")
+        }
+    evaluation = {
+        "checkpoint": os.path.abspath(args.evaluate),
+        "iteration": state["iteration"],
+        "dataset": config["dataset"],
+        "episodes": episodes,
+        **returns,
+    }
+    path = os.path.join(os.path.dirname(os.path.abspath(args.evaluate)), "evaluation.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(evaluation, f, indent=2)
+    os.replace(path + ".tmp", path)
+    print(
+        f"bridge {config['dataset']} (iteration {state['iteration']}): return greedy {returns['return_greedy']:.4f}, "
+        f"stochastic {returns['return_stochastic']:.4f} ({episodes} episodes); BC greedy "
+        f"{returns['bc_return_greedy']:.4f}, stochastic {returns['bc_return_stochastic']:.4f}"
+    )
+    print(f"evaluation: {path}")
+    return evaluation
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    state = read_checkpoint(path, "--resume")
+    config = state["config"]
     for key, value in asdict(args).items():
         if key not in RESUMABLE and config.get(key) != value:
             raise InputError(
@@ -487,6 +564,8 @@ def load_checkpoint(path: str, args: Args) -> dict:
 
 def main(args: Args) -> dict:
     check_args(args)
+    if args.evaluate is not None:
+        return evaluate_checkpoint(args)
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     # Every draw uses the run's own generators, seeded from --seed; the global RNGs are never reseeded.
     np_rng = np.random.default_rng(args.seed)

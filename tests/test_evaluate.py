@@ -1,12 +1,14 @@
-"""inspo_smac.py --evaluate and --capture-video: a saved run evaluated without training, battles as GIFs."""
+"""--evaluate (inspo_smac.py, inspo_bridge.py) and --capture-video: a saved run evaluated without training."""
 
 import json
 import os
 
 import pytest
 import torch
+from test_bridge import bridge_args
 from test_smac_inspo import scripted_file, tiny_args  # noqa: F401  (a fixture)
 
+import inspo_bridge
 import inspo_smac
 from conftest import assert_cli_error
 
@@ -63,3 +65,15 @@ def test_evaluate_bad_checkpoints_are_one_line(tmp_path, capsys, monkeypatch):
         "inspo_smac.py", ["--evaluate", foreign, "--resume", foreign], capsys, monkeypatch, "--resume", "--evaluate"
     )
     assert not (tmp_path / "evaluation.json").exists()
+
+
+@pytest.mark.slow
+def test_bridge_evaluate_reproduces_the_runs_final_numbers(tmp_path, capsys, monkeypatch):
+    summary = inspo_bridge.main(bridge_args(tmp_path, str(tmp_path / "cache"), num_updates=20, bc_updates=20))
+    [name] = [d for d in os.listdir(tmp_path) if d.startswith("bridge_")]
+    checkpoint = str(tmp_path / name / "checkpoint.pt")
+    got = inspo_bridge.main(inspo_bridge.Args(evaluate=checkpoint, final_eval_episodes=64))
+    for key in ("return_greedy", "return_stochastic", "bc_return_greedy", "bc_return_stochastic"):
+        assert got[key] == summary[key.replace("return_", "final_return_") if key.startswith("return") else key], key
+    assert capsys.readouterr().out.splitlines()[-1] == f"evaluation: {tmp_path / name / 'evaluation.json'}"
+    assert_cli_error("inspo_bridge.py", ["--evaluate", tmp_path / "none.pt"], capsys, monkeypatch, "none.pt")
