@@ -50,11 +50,13 @@ class Options:
     """where bridge.md and bridge_curves.png go"""
 
 
+from benchmarks.stats import fmt_interval, mean_interval, probability_of_improvement  # noqa: E402
 from envs.bridge import RELEASED_NAMES  # noqa: E402  (after the sys.path line)
 
 
 def fmt(values) -> str:
-    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+    """The mean over seeds with its 95 % bootstrap interval (benchmarks/stats.py)."""
+    return fmt_interval(*mean_interval(values), digits=4)
 
 
 def main(options: Options) -> None:
@@ -98,29 +100,32 @@ def main(options: Options) -> None:
         f"{options.workers} runs in parallel with one thread each (benchmarks/sweep.py); whole benchmark "
         f"{total / 60:.1f} min for {len(jobs)} runs.",
         "",
-        "Seeds "
-        + ", ".join(map(str, options.seeds))
-        + "; mean ± std over seeds of the final evaluation (320 episodes, horizon 20, "
-        "undiscounted). *Stochastic* samples actions (AlberDICE's protocol, the paper's comparison); *greedy* takes "
-        "the argmax. "
-        "*Best* is the best 32-episode stochastic evaluation during training. The true optimum is −1.2355; the "
-        "behaviour "
-        "policy of the optimal data scores −1.262 (docs/bridge.md §7). The script's defaults throughout, with a "
-        "32-episode "
-        "evaluation every 250 updates for the curves.",
+        f"Seeds {', '.join(map(str, options.seeds))}; the mean over seeds of the final evaluation (320 episodes, "
+        "horizon 20, undiscounted) with its 95 % bootstrap interval (benchmarks/stats.py: scipy.stats.bootstrap, "
+        "percentile, 10,000 resamples). *Stochastic* samples actions (AlberDICE's protocol, the paper's "
+        "comparison); *greedy* takes the argmax. *Best* is the best 32-episode stochastic evaluation during "
+        "training. P(InSPO > BC) is the probability that a run of InSPO beats a run of BC (stochastic), with its "
+        "bootstrap interval. The true optimum is −1.2355; the behaviour policy of the optimal data scores −1.262 "
+        "(docs/bridge.md §7). The script's defaults throughout, with a 32-episode evaluation every 250 updates for "
+        "the curves.",
         "",
         "| data | dataset | InSPO stochastic | greedy | best (32 ep.) | paper InSPO | BC stochastic | BC greedy | "
-        "paper BC | updates | time/run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "paper BC | P(InSPO > BC) | updates | time/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (source, dataset), summaries in groups.items():
         lines.append(
             f"| {source} | {dataset} | {fmt([s['final_return_stochastic'] for s in summaries])} | "
             f"{fmt([s['final_return_greedy'] for s in summaries])} | {fmt([s['best_return'] for s in summaries])} | "
             f"{PAPER[dataset][0]} | {fmt([s['bc_return_stochastic'] for s in summaries])} | "
-            f"{fmt([s['bc_return_greedy'] for s in summaries])} | {PAPER[dataset][1]} | {summaries[0]['num_updates']} "
-            "| "
-            f"{np.mean([s['wall_time_s'] for s in summaries]):.0f} s |"
+            f"{fmt([s['bc_return_greedy'] for s in summaries])} | {PAPER[dataset][1]} | "
+            + fmt_interval(
+                *probability_of_improvement(
+                    [[s["final_return_stochastic"] for s in summaries]],
+                    [[s["bc_return_stochastic"] for s in summaries]],
+                )
+            )
+            + f" | {summaries[0]['num_updates']} | {np.mean([s['wall_time_s'] for s in summaries]):.0f} s |"
         )
     lines += ["", "Per seed (stochastic, greedy):", ""]
     for (source, dataset), summaries in groups.items():

@@ -39,6 +39,7 @@ PAPER = {
 }
 
 
+from benchmarks.stats import fmt_interval, mean_interval, probability_of_improvement  # noqa: E402
 from envs.matrix import ALBERDICE_NAMES  # noqa: E402  (after the sys.path line)
 
 
@@ -115,7 +116,8 @@ def run_name(label: str, seed: int) -> str:
 
 
 def fmt(values) -> str:
-    return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+    """The mean over seeds with its 95 % bootstrap interval (benchmarks/stats.py)."""
+    return fmt_interval(*mean_interval(values))
 
 
 def policy_table(joint: np.ndarray, game: str) -> str:
@@ -162,18 +164,19 @@ def main(options: Options) -> None:
             else "."
         ),
         "",
-        f"Each row: seeds {', '.join(map(str, options.seeds))}, mean ± std over seeds. *Greedy* is the return of the "
-        "argmax joint action "
-        "(the default evaluation); *stochastic* samples 320 final evaluation plays; *expected* is "
-        "Σ π¹(a¹)π²(a²)R(a¹,a²), the limit of infinitely many stochastic plays. BC is µ evaluated "
+        f"Each row: seeds {', '.join(map(str, options.seeds))}, the mean over seeds with its 95 % bootstrap "
+        "interval (benchmarks/stats.py: scipy.stats.bootstrap, percentile, 10,000 resamples). *Greedy* is the "
+        "return of the argmax joint action (the default evaluation); *stochastic* samples 320 final evaluation "
+        "plays; *expected* is Σ π¹(a¹)π²(a²)R(a¹,a²), the limit of infinitely many stochastic plays. BC is µ evaluated "
         "the same way; the paper's BC column is a stochastic evaluation (expected value of µ). *Practical* = the "
         "networks (the script's defaults); *exact* = `--exact`, Algorithm 1 in closed form. Joint policy: mean over "
-        "seeds of π¹⊗π², rows agent 1, columns agent 2. Time: mean wall time per run (`wall_time_s`, one thread, "
-        "after imports).",
+        "seeds of π¹⊗π², rows agent 1, columns agent 2. P(InSPO > BC): the probability that a run's greedy return "
+        "beats BC's (ties half), with its bootstrap interval. Time: mean wall time per run (`wall_time_s`, one "
+        "thread, after imports).",
         "",
         "| mode | data | game, dataset | InSPO greedy | stochastic | expected | paper InSPO | BC greedy | BC "
-        "stochastic | paper BC | joint policy (mean) | time/run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "stochastic | paper BC | P(InSPO > BC) | joint policy (mean) | time/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     mean_policies = {}
     for label, _ in rows:
@@ -200,7 +203,13 @@ def main(options: Options) -> None:
             f"{fmt([s['expected_return'] for s in summaries])} | "
             f"{paper_text} | {fmt([s['bc_return_greedy'] for s in summaries])} | "
             f"{fmt([s['bc_expected_return'] for s in summaries])} | "
-            f"{paper_bc:.2f} | {policy_table(joint, game)} | {np.mean([s['wall_time_s'] for s in summaries]):.1f} s |"
+            f"{paper_bc:.2f} | "
+            + fmt_interval(
+                *probability_of_improvement(
+                    [[s["final_return_greedy"] for s in summaries]], [[s["bc_return_greedy"] for s in summaries]]
+                )
+            )
+            + f" | {policy_table(joint, game)} | {np.mean([s['wall_time_s'] for s in summaries]):.1f} s |"
         )
     per_seed = ["", "## Per-seed greedy returns", "", "| mode | data | task | seeds |", "|---|---|---|---|"]
     for label, _ in rows:

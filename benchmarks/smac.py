@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks import sweep  # noqa: E402  (after the sys.path line)
+from benchmarks.stats import fmt_interval, iqm_interval, mean_interval, probability_of_improvement  # noqa: E402
 from envs import InputError  # noqa: E402
 
 MAPS = ("2s3z", "3s_vs_5z", "5m_vs_6m", "6h_vs_8z")
@@ -262,6 +263,58 @@ def ordering_line(map_name: str, win: dict[str, float], gain: dict[str, float]) 
     )
 
 
+def aggregate_report(groups: dict, options: Options) -> list[str]:
+    """Per map and over every measured cell: the IQM of InSPO's and BC's win rates with stratified bootstrap
+    intervals and P(InSPO > BC); and the same as a point-and-interval figure (smac_intervals.png)."""
+    rows = []
+    for label, maps in [(m, [m]) for m in MAPS] + [("all maps", list(MAPS))]:
+        cells = [groups[key] for key in sorted(groups) if key[0] in maps and key[2] == "inspo"]
+        if not cells:
+            continue
+        inspo = [[s["final_win_rate"] for s in runs] for runs in cells]
+        bc = [[s["bc_win_rate"] for s in runs] for runs in cells]
+        rows.append((label, len(cells), iqm_interval(inspo), iqm_interval(bc), probability_of_improvement(inspo, bc)))
+    if not rows:
+        return []
+    lines = [
+        "## Aggregates",
+        "",
+        "Interquartile mean (IQM) of the final win rates over every run of the measured cells, with a stratified "
+        "bootstrap interval (each cell's seeds resampled on their own), and the probability of improvement "
+        "averaged over cells (Agarwal et al. 2021; benchmarks/stats.py).",
+        "",
+        "| maps | cells | InSPO IQM [95 % CI] | BC IQM [95 % CI] | P(InSPO > BC) [95 % CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for label, n, inspo, bc, improvement in rows:
+        lines.append(f"| {label} | {n} | {fmt_interval(*inspo)} | {fmt_interval(*bc)} | {fmt_interval(*improvement)} |")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(9, 0.45 * len(rows) + 1.2), sharey=True)
+    y = np.arange(len(rows))[::-1]
+    for offset, (column, name, colour) in enumerate(((2, "InSPO", "tab:blue"), (3, "BC", "tab:grey"))):
+        points = np.array([row[column] for row in rows])
+        errors = [points[:, 0] - points[:, 1], points[:, 2] - points[:, 0]]
+        axes[0].errorbar(points[:, 0], y + 0.15 - 0.3 * offset, xerr=errors, fmt="o", color=colour, label=name)
+    improvement = np.array([row[4] for row in rows])
+    errors = [improvement[:, 0] - improvement[:, 1], improvement[:, 2] - improvement[:, 0]]
+    axes[1].errorbar(improvement[:, 0], y, xerr=errors, fmt="o", color="tab:green")
+    axes[1].axvline(0.5, color="black", linewidth=0.8, linestyle=":")
+    axes[0].set_yticks(y, [f"{row[0]} ({row[1]})" for row in rows])
+    axes[0].set_xlabel("IQM of the final win rate")
+    axes[1].set_xlabel("P(InSPO > BC)")
+    axes[0].set_xlim(-0.05, 1.05)
+    axes[1].set_xlim(-0.05, 1.05)
+    axes[0].legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(os.path.join(options.out_dir, "smac_intervals.png"), dpi=120)
+    plt.close(figure)
+    return lines + ["", "![InSPO against BC, with intervals](smac_intervals.png)", ""]
+
+
 def report(options: Options, groups: dict, total_runs: int, gpu_groups: dict | None = None) -> list[str]:
     done = sum(len(v) for v in groups.values())
     lines = [
@@ -280,17 +333,19 @@ def report(options: Options, groups: dict, total_runs: int, gpu_groups: dict | N
         "same "
         "task: our behaviour policies, simulator and data differ (docs/smac_datasets.md), so the comparison is of "
         "orderings and of InSPO against BC, not of digits. Win rate: greedy final evaluation over 320 battles "
-        "(CFCQL's protocol), mean ± std over the seeds listed; BC is the run's own behaviour-cloned µ evaluated the "
-        "same way.",
+        "(CFCQL's protocol), mean over the seeds listed with its 95 % bootstrap interval (benchmarks/stats.py: "
+        "scipy.stats.bootstrap, percentile, 10,000 resamples); BC is the run's own behaviour-cloned µ evaluated the "
+        "same way. P(InSPO > BC) is the probability that a run of InSPO beats a run of BC on the cell (ties half), "
+        "with its bootstrap interval: InSPO is called better or worse only where that interval excludes 0.5.",
         "",
         "## Table 4",
         "",
-        "| map | dataset | data win rate | ours InSPO | ours BC | InSPO − BC | return InSPO / BC (data) | paper InSPO "
-        "| paper BC | seeds | time/run |",
+        "| map | dataset | data win rate | ours InSPO [95 % CI] | ours BC [95 % CI] | P(InSPO > BC) | "
+        "return InSPO / BC (data) | paper InSPO | paper BC | seeds | time/run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     excluded = wall_time_exclusions(options.results_dir)
-    verdicts = []
+    verdicts, better = [], []
 
     def per_seed(runs: list[dict], what: str) -> str:
         return seed_differences(
@@ -308,22 +363,20 @@ def report(options: Options, groups: dict, total_runs: int, gpu_groups: dict | N
             inspo = [s["final_win_rate"] for s in runs]
             bc = [s["bc_win_rate"] for s in runs]
             gain = np.mean(inspo) - np.mean(bc)
+            improvement = probability_of_improvement([inspo], [bc])
             times = own_wall_times((m, d, "inspo"), runs, excluded)
             lines.append(
                 f"| {m} | {d}{'' if all(map(lambda_critic, runs)) else ' †'} | {runs[0]['card']['win_rate']:.2f} | "
-                f"{fmt(inspo)} | {fmt(bc)} | {gain:+.2f} | "
+                f"{fmt_interval(*mean_interval(inspo))} | {fmt_interval(*mean_interval(bc))} | "
+                f"{fmt_interval(*improvement)} | "
                 f"{np.mean([s['final_return'] for s in runs]):.2f} / {np.mean([s['bc_return'] for s in runs]):.2f} "
                 f"({runs[0]['card']['return_mean']:.2f}) | {PAPER_INSPO[m][k]} | {PAPER_BC[m][k]} | {seeds_of(runs)} | "
                 + (f"{np.mean(times) / 60:.1f} min |" if times else "– |")
             )
-            if gain < -0.005:
-                verdicts.append(f"- {m} {d}: InSPO's win rate below BC's by {-gain:.2f}{per_seed(runs, 'win_rate')}.")
-            return_gain = np.mean([s["final_return"] for s in runs]) - np.mean([s["bc_return"] for s in runs])
-            if return_gain < -0.01 and gain >= -0.005:
-                verdicts.append(
-                    f"- {m} {d}: same win rate, but InSPO's return below BC's by {-return_gain:.2f}"
-                    f"{per_seed(runs, 'return')}."
-                )
+            if improvement[2] < 0.5:
+                verdicts.append(f"- {m} {d}: InSPO below BC in win rate by {-gain:.2f}{per_seed(runs, 'win_rate')}.")
+            elif improvement[1] > 0.5:
+                better.append(f"{m} {d}")
     lines += [
         "",
         "† made with one-step critic targets (`inspo_smac.py` before `--td-lambda`); these cells are rerun "
@@ -331,10 +384,13 @@ def report(options: Options, groups: dict, total_runs: int, gpu_groups: dict | N
     ]
     lines += [
         "",
-        "InSPO ≥ BC (mean over seeds), in win rate and in return, in every measured cell."
-        if not verdicts
-        else "InSPO ≥ BC in win rate and return in every measured cell but:",
+        f"InSPO is better than BC (P(InSPO > BC)'s interval above 0.5) on {', '.join(better) or 'no cell'}, "
+        f"worse (the interval below 0.5) on {len(verdicts) or 'no'} cell{'' if len(verdicts) == 1 else 's'}"
+        + (" (below)" if verdicts else "")
+        + "; the other cells cannot be told apart with these seeds.",
         *verdicts,
+        "",
+        *aggregate_report(groups, options),
     ]
 
     lines += [
