@@ -259,7 +259,7 @@ def test_tiny_run_leaves_its_logs_checkpoints_and_summary(tmp_path, scripted_fil
         "medium",
     )
     seed = 50_000_000  # --seed 0's evaluation battles, far from every dataset's and QMIX's
-    assert [call[1:5] + call[7:] for call, _ in evaluations] == [("2s3z", 8, True, seed, "builtin")] + [
+    assert [call[1:5] + call[7:8] for call, _ in evaluations] == [("2s3z", 8, True, seed, "builtin")] + [
         ("2s3z", 4, True, seed + k, "builtin") for k in (2, 4, 5)
     ] + [("2s3z", 8, True, seed, "builtin")]
     results = [result for _, result in evaluations]
