@@ -17,7 +17,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import tyro
@@ -33,7 +33,7 @@ PAPER = {"optimal": ("−1.26 ± 0.00", "−2.21 ± 0.90"), "mixed": ("−1.27 �
 @dataclass
 class Options:
     alberdice_dir: str = os.environ.get("INSPO_ALBERDICE_DIR", "alberdice/buffer")
-    """directory holding AlberDICE's released files (bridge_from_start/...)"""
+    """directory holding AlberDICE's released files (bridge_from_start/...); their rows are skipped if absent"""
     sources: list[str] = field(default_factory=lambda: ["released", "generated"])
     """which data to run on: released (AlberDICE's files) and/or generated"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
@@ -61,6 +61,11 @@ def fmt(values) -> str:
 
 def main(options: Options) -> None:
     runs = []
+    released_dir = os.path.join(options.alberdice_dir, "bridge_from_start")
+    if "released" in options.sources and not os.path.isdir(released_dir):
+        print(f"bridge: AlberDICE's released files are not at {released_dir} (--alberdice-dir or INSPO_ALBERDICE_DIR): "
+              "their rows are skipped", file=sys.stderr)  # fmt: skip
+        options = replace(options, sources=[s for s in options.sources if s != "released"])
     for source in options.sources:
         for dataset in ("optimal", "mixed"):
             # denser curves
