@@ -413,25 +413,15 @@ def test_qmix_learns_on_2s3z(tmp_path):
     assert history[-1]["test_return"] > history[0]["test_return"] + 1.0, history
 
 
+# a few thousand env steps with a checkpoint every 1500: what the resume tests run
+SMALL_RUN = ["--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
+             "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]  # fmt: skip
+
+
 def qmix_snapshots_straight_and_resumed(tmp_path, capsys, *flags: str) -> list[tuple[dict, dict]]:
     """A run of 4500 env steps, and one stopped at 3000 (after its second checkpoint, with snapshots
     past it) then resumed to 4500: the pairs of same-named snapshots' weights (the lost steps are replayed)."""
-    small = [
-        *QMIX,
-        *flags,
-        "--n-envs",
-        "8",
-        "--batch-episodes",
-        "8",
-        "--buffer-episodes",
-        "64",
-        "--test-episodes",
-        "8",
-        "--snapshot-interval",
-        "1000",
-        "--checkpoint-interval",
-        "1500",
-    ]
+    small = [*QMIX, *flags, *SMALL_RUN]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     qmix(*small, "--total-env-steps", "4500", "--runs-dir", straight)
     qmix(*small, "--total-env-steps", "3000", "--runs-dir", killed)
@@ -519,21 +509,7 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
 def test_a_run_moved_without_its_replay_buffer_resumes_from_its_networks(tmp_path, capsys):
     """A run directory copied to another machine without its buffer file (hundreds of MB) resumes from the
     networks with an empty buffer, says so, and its history goes on."""
-    small = [
-        *QMIX,
-        "--n-envs",
-        "8",
-        "--batch-episodes",
-        "8",
-        "--buffer-episodes",
-        "64",
-        "--test-episodes",
-        "8",
-        "--snapshot-interval",
-        "1000",
-        "--checkpoint-interval",
-        "1500",
-    ]
+    small = [*QMIX, *SMALL_RUN]
     qmix(*small, "--total-env-steps", "3200", "--runs-dir", str(tmp_path))
     run = tmp_path / "2s3z_seed0"
     buffers = glob.glob(str(run / "buffer_*"))
