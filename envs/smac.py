@@ -18,17 +18,24 @@ Choices where SMAC cannot be known without StarCraft II ([design] in SMAC.md):
   * unit data in game loops (§7; 16 loops per game second, 8 per SMAC step), SC2's damage rule
     (shields first, armour per hit on HP, +5 vs armoured for stalkers, zealots hit twice);
     hits landing on one unit in the same loop are resolved together (exact when they have equal
-    damage); no projectile travel time, no damage-point delay;
+    damage);
+  * with `variety` (a map's default once its behaviour policies are trained on it): StarCraft II's
+    sources of battle-to-battle variety, a random update order per game loop, separation radii,
+    packed spawns settled for two loops, damage point, backswing, the zealot's second blade, missiles
+    (docs/smac_simulator.md, "Where battles vary"); without it, every shot lands on the loop it is fired;
   * weapon cooldown after each shot: the unit's period plus a jitter of U{-1,0,1,2} loops (pysc2);
   * enemies: attack-move to the allies' spawn with SMAClite-style acquisition (§8);
-  * spawns: a deterministic square grid around the map's point (SMAClite), spacing 2·r_max + 0.05;
-  * collisions: one pairwise push-apart per loop (SMAX), then centres kept in pathable cells;
+  * spawns: a deterministic square grid around the map's point (SMAClite), spacing 2·r_max + 0.05,
+    or packed (variety);
+  * collisions: one pairwise push-apart per loop (SMAX; with variety, the unit updated later in the
+    loop gives way), then centres kept in pathable cells;
   * randomness: a counter-based hash of (battle seed, episode, loop, unit), so battle b's
     trajectory depends on its own seed only, never on how many battles run beside it.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -53,7 +60,9 @@ FLOAT = np.float32  # unit state: half the memory traffic of float64, ample prec
 
 @dataclass(frozen=True)
 class UnitType:
-    """SC2 unit data in game-loop units (§7). `range` is edge to edge; `max_cooldown` is SMAC's state normaliser."""
+    """SC2 unit data in game-loop units (§7). `range` is edge to edge; `max_cooldown` is SMAC's state normaliser.
+    The last five fields shape the battle-to-battle variety (docs/smac_simulator.md, "Where battles vary"):
+    radii from the maps' UnitData.xml, weapon timing in game loops."""
 
     hp: float
     shield: float
@@ -68,14 +77,27 @@ class UnitType:
     armoured: bool
     hp_regen: float
     max_cooldown: float
+    separation: float  # SeparationRadius: the spacing units keep from each other
+    inner_radius: float  # InnerRadius: how tightly the spawn packs them
+    damage_point: float  # loops from the start of an attack to the shot; the unit holds meanwhile
+    backswing: float  # loops the unit holds after the shot, unless given a new order
+    missile: bool  # the shot flies at MISSILE_SPEED and lands later; otherwise it hits at once
+    second_hit: float  # loops from the first blade hit to the second (zealot), 0 for one-hit weapons
 
 
 UNITS = {
-    "marine": UnitType(45, 0, 0, 6, 1, 0, 13.77, 5.0, 2.25 / 16, 0.375, False, 0.0, 15),
-    "stalker": UnitType(80, 80, 1, 13, 1, 5, 29.92, 6.0, 2.953 / 16, 0.625, True, 0.0, 35),
-    "zealot": UnitType(100, 50, 1, 8, 2, 0, 19.20, 0.1, 2.25 / 16, 0.5, False, 0.0, 22),
-    "hydralisk": UnitType(80, 0, 0, 12, 1, 0, 13.20, 5.0, 2.25 / 16, 0.625, False, 0.2734 / 16, 10),  # Hydralisk_RL
-}
+    "marine": UnitType(45, 0, 0, 6, 1, 0, 13.77, 5.0, 2.25 / 16, 0.375, False, 0.0, 15,
+                       0.375, 0.375, 0.05 * 16, 0.75 * 16, False, 0.0),
+    "stalker": UnitType(80, 80, 1, 13, 1, 5, 29.92, 6.0, 2.953 / 16, 0.625, True, 0.0, 35,
+                        0.625, 0.5, 0.167 * 16, 0.5 * 16, True, 0.0),
+    "zealot": UnitType(100, 50, 1, 8, 2, 0, 19.20, 0.1, 2.25 / 16, 0.5, False, 0.0, 22,
+                       0.375, 0.375, 0.0, 0.5 * 16, False, 0.28 * 16),
+    "hydralisk": UnitType(80, 0, 0, 12, 1, 0, 13.20, 5.0, 2.25 / 16, 0.625, False, 0.2734 / 16, 10,  # Hydralisk_RL
+                          0.625, 0.375, 0.14 * 16, 0.5607 * 16, True, 0.0),
+}  # fmt: skip
+MISSILE_SPEED = 1.25  # map units per game loop (20 per second): an approximation, see docs/smac_simulator.md
+RANGE_SLOP = 1.0  # an attack under way continues while its target stays within range + slop (CWeapon default)
+RESET_LOOPS = 2  # SMAC's reset steps the game twice after the units appear before the first observation
 
 
 def _band_grid(y_low: int, y_high: int) -> np.ndarray:
@@ -105,8 +127,11 @@ class MapSpec:
     enemy_spawn: tuple[float, float]
     pathing: str  # "band" (y in [8, 24)), "open" (all 32 x 32) or "octagon"
     unit_type_bits: int = 0
+    facing: tuple[float, float] = (0.0, 0.0)  # the spawn points' rotations (Objects.xml), allies then enemies
+    variety: bool = False  # play with the battle-to-battle variety rules (see SMACBatch) unless told otherwise
 
 
+TEAM_FACING = (1.5705, 4.7121)  # the "Team 1" and "Team 2" points' rotations in 2s3z, 3s_vs_5z and 5m_vs_6m
 MAPS = {
     "2s3z": MapSpec(
         ("stalker",) * 2 + ("zealot",) * 3,
@@ -118,9 +143,12 @@ MAPS = {
         (23, 16),
         "band",
         2,
+        TEAM_FACING,
     ),
-    "3s_vs_5z": MapSpec(("stalker",) * 3, ("zealot",) * 5, 250, "P", "P", (9, 16), (23, 16), "open"),
-    "5m_vs_6m": MapSpec(("marine",) * 5, ("marine",) * 6, 70, "T", "T", (9, 16), (23, 16), "band"),
+    "3s_vs_5z": MapSpec(
+        ("stalker",) * 3, ("zealot",) * 5, 250, "P", "P", (9, 16), (23, 16), "open", 0, (1.5705, 4.7121)
+    ),
+    "5m_vs_6m": MapSpec(("marine",) * 5, ("marine",) * 6, 70, "T", "T", (9, 16), (23, 16), "band", facing=TEAM_FACING),
     "6h_vs_8z": MapSpec(
         ("hydralisk",) * 6, ("zealot",) * 8, 150, "Z", "P", (14.5998, 9.49), (14.41, 16.7597), "octagon"
     ),
@@ -155,6 +183,26 @@ def spawn_points(centre: tuple[float, float], kinds: tuple[str, ...]) -> np.ndar
     return np.stack([x, y], -1)
 
 
+def packed_spawn(centre: tuple[float, float], kinds: tuple[str, ...], facing: float) -> np.ndarray:
+    """Armies created at one point, packed as the engine places them: the first unit on the point, each next
+    one on the nearest free spot of a 1/16 grid where it touches no placed unit (inner radii); ties go to
+    the spot first in the point's own frame, so the two armies' spawns mirror each other."""
+    steps = np.arange(-64, 65)  # offsets up to 4 map units in sixteenths
+    i, j = (a.ravel() for a in np.meshgrid(steps, steps, indexing="ij"))
+    along = math.cos(facing) * i + math.sin(facing) * j
+    across = -math.sin(facing) * i + math.cos(facing) * j
+    order = np.lexsort((np.round(across, 6), np.round(along, 6), i * i + j * j))
+    spots = np.stack([i[order], j[order]], -1) / 16.0 + np.asarray(centre, dtype=float)
+    placed, radii = [], []
+    for kind in kinds:
+        free = np.ones(len(spots), dtype=bool)
+        for point, radius in zip(placed, radii):
+            free &= _norm(spots[:, 0] - point[0], spots[:, 1] - point[1]) >= UNITS[kind].inner_radius + radius - 1e-9
+        placed.append(spots[np.argmax(free)])
+        radii.append(UNITS[kind].inner_radius)
+    return np.array(placed)
+
+
 def _norm(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return np.sqrt(dx * dx + dy * dy)  # several times faster than np.hypot, and exact enough here
 
@@ -176,14 +224,26 @@ class SMACBatch:
     auto_reset, finished battles start again and `info` holds their terminal observations
     (`final_obs`, `final_state`, `final_avail`), `battle_won` and `timeout` ([B] bools).
     Battle b of a batch seeded s draws its randomness from the seed s + b only.
+
+    variety (default: the map's `MapSpec.variety`) plays StarCraft II's sources of battle-to-battle variety:
+    a random update order in every game loop (who gives way in a collision, who fires first), separation
+    radii, armies spawned packed and settled for RESET_LOOPS loops before the first observation (agents
+    numbered by type and position, as SMAC does), and attack timing (damage point, backswing, the zealot's
+    second blade hit, missiles in flight). Without it, units act simultaneously on the loop's start
+    positions, spawn on a grid out of contact, and every shot lands on the loop it is fired.
     """
 
-    def __init__(self, map_name: str, n_battles: int, seed: int = 0, auto_reset: bool = True):
+    def __init__(
+        self, map_name: str, n_battles: int, seed: int = 0, auto_reset: bool = True, variety: bool | None = None
+    ):
         spec = check_map(map_name)
         if not is_int(n_battles) or not 1 <= n_battles <= 10**6:
             raise InputError(f"n_battles={n_battles!r} is not accepted; accepted: an integer in [1, 10**6]")
         check_seed_value(seed)
         self.map_name, self.n_battles, self.auto_reset = map_name, int(n_battles), auto_reset
+        if variety is not None and not isinstance(variety, (bool, np.bool_)):
+            raise InputError(f"variety={variety!r} is not accepted; accepted: True, False or None (the map's default)")
+        self.variety = spec.variety if variety is None else bool(variety)
         self.n_agents, self.n_enemies = len(spec.allies), len(spec.enemies)
         self.n_actions = N_NO_ATTACK + self.n_enemies
         self.episode_limit = spec.episode_limit
@@ -195,14 +255,25 @@ class SMACBatch:
             setattr(self, "u_" + field, np.array([getattr(u, field) for u in unit], dtype=FLOAT))
         self.u_hits = self.u_hits.astype(np.int64)
         self.u_armoured = self.u_armoured.astype(bool)
+        self.u_missile = self.u_missile.astype(bool)
+        if not self.variety:  # every shot lands at once, units hold for nothing, contacts at the radius
+            self.u_damage_point[:], self.u_backswing[:], self.u_second_hit[:] = 0.0, 0.0, 0.0
+            self.u_missile[:] = False
+            self.u_separation = self.u_radius.copy()
+        self.first_hits = np.where(self.u_second_hit > 0, 1, self.u_hits)  # the zealot's second hit comes later
+        self.type_id = np.array([sorted(set(kinds)).index(k) for k in kinds])  # SMAC numbers agents by type
         # enemies attack-move; the acquisition radius is max(5, range + own radius), plus the target's radius (§8)
         self.acquire_range = np.maximum(5.0, self.u_range + self.u_radius)
         self.attack_point = np.array(spec.ally_spawn, dtype=FLOAT)
         # SMAC numbers the agents by (unit type, x, y); the enemies keep their creation order (§4)
-        allies = spawn_points(spec.ally_spawn, spec.allies)
+        if self.variety:
+            allies = packed_spawn(spec.ally_spawn, spec.allies, spec.facing[0])
+            enemies = packed_spawn(spec.enemy_spawn, spec.enemies, spec.facing[1])
+        else:
+            allies, enemies = spawn_points(spec.ally_spawn, spec.allies), spawn_points(spec.enemy_spawn, spec.enemies)
         group = [spec.allies.index(k) for k in spec.allies]
         allies = allies[np.lexsort((allies[:, 1], allies[:, 0], group))]
-        self.spawn = np.concatenate([allies, spawn_points(spec.enemy_spawn, spec.enemies)])
+        self.spawn = np.concatenate([allies, enemies])
         self.pathing_grid = PATHING[spec.pathing]
         self.max_reward = (
             self.n_enemies * REWARD_DEATH + REWARD_WIN + float(sum(UNITS[k].hp + UNITS[k].shield for k in spec.enemies))
@@ -224,7 +295,7 @@ class SMACBatch:
         self.state_dim = (
             self.n_agents * self.ally_state_dim + self.n_enemies * self.enemy_state_dim + self.n_agents * self.n_actions
         )
-        self.contact = (self.u_radius[:, None] + self.u_radius) * ~np.eye(U, dtype=bool)  # r_u + r_v, 0 for u = v
+        self.contact = (self.u_separation[:, None] + self.u_separation) * ~np.eye(U, dtype=bool)  # 0 for u = v
         self.rows = np.arange(self.n_battles)[:, None]  # row index for gathers x[rows, idx]
         self.enemy_index = np.arange(self.n_enemies)[None]
         self.battle_offset = self.rows * U
@@ -269,6 +340,17 @@ class SMACBatch:
         self.key = np.zeros(B, dtype=np.uint64)
         self.counted_dead = np.zeros((B, self.n_enemies), dtype=bool)
         self.episode = np.zeros(B, dtype=np.uint64)  # episodes started so far, per battle
+        # attack timing: an attack under way (damage point), the hold after it, shots still to land
+        self.swinging = np.zeros((B, U), dtype=bool)
+        self.windup, self.backswing = np.zeros((B, U), FLOAT), np.zeros((B, U), FLOAT)
+        self.swing_target = np.zeros((B, U), dtype=np.int64)
+        self.missile_left, self.blade_left = np.zeros((B, U), FLOAT), np.zeros((B, U), FLOAT)  # loops; 0: none
+        self.missile_target = np.zeros((B, U), dtype=np.int64)
+        self.blade_target = np.zeros((B, U), dtype=np.int64)
+
+    UNIT_STATE = ("x", "y", "hp", "shield", "cooldown", "since_damage", "alive", "target", "move_x", "move_y",
+                  "moving", "loop", "key", "swinging", "windup", "backswing", "swing_target", "missile_left",
+                  "missile_target", "blade_left", "blade_target")  # fmt: skip
 
     def _reset_battles(self, which: np.ndarray) -> None:
         self.x[which], self.y[which] = self.spawn[:, 0], self.spawn[:, 1]
@@ -282,8 +364,44 @@ class SMACBatch:
         self.steps[which] = 0
         self.loop[which] = 0
         self.counted_dead[which] = False
+        self.swinging[which] = False
+        self.windup[which], self.backswing[which] = 0.0, 0.0
+        self.missile_left[which], self.blade_left[which] = 0.0, 0.0
         self.key[which] = _splitmix64(_splitmix64(self.seeds[which]) ^ self.episode[which])
         self.episode[which] += np.uint64(1)
+        if self.variety:
+            self._settle(which)
+
+    def _settle(self, which: np.ndarray) -> None:
+        """SMAC's first observation comes RESET_LOOPS game loops after the units appear: the packed armies
+        spread apart (in each battle's own update order) and the enemy sets off; then SMAC numbers the agents
+        by (unit type, x, y). Run on a copy of the battles that restart, so the others are untouched."""
+        index = np.flatnonzero(which)
+        part = copy.copy(self)
+        part.n_battles = len(index)
+        part.rows = np.arange(part.n_battles)[:, None]
+        part.battle_offset = part.rows * self.n_units
+        for name in self.UNIT_STATE:
+            setattr(part, name, getattr(self, name)[index])
+        for _ in range(RESET_LOOPS):
+            part._game_loop()
+        part._number_agents()
+        for name in self.UNIT_STATE:
+            getattr(self, name)[index] = getattr(part, name)
+
+    def _number_agents(self) -> None:
+        """Reorder the ally slots of every battle by (unit type, x, y), SMAC's agent ids."""
+        nA = self.n_agents
+        order = np.lexsort((self.y[:, :nA], self.x[:, :nA], np.broadcast_to(self.type_id[:nA], (self.n_battles, nA))))
+        for name in self.UNIT_STATE:
+            value = getattr(self, name)
+            if value.ndim == 2:
+                value[:, :nA] = value[self.rows, order]
+        inverse = np.argsort(order, -1)
+        for name in ("target", "swing_target", "missile_target", "blade_target"):  # unit indices that name allies
+            value = getattr(self, name)
+            ally = (value >= 0) & (value < nA)
+            value[ally] = inverse[np.broadcast_to(self.rows, value.shape)[ally], value[ally]]
 
     # -- actions ------------------------------------------------------------------------
     def get_avail_actions(self) -> np.ndarray:
@@ -339,7 +457,16 @@ class SMACBatch:
         self.move_x[:, :nA] = self.x[:, :nA] + MOVE_AMOUNT * ((actions == 4).astype(float) - (actions == 5))
         self.move_y[:, :nA] = self.y[:, :nA] + MOVE_AMOUNT * ((actions == 2).astype(float) - (actions == 3))
         attack = actions >= N_NO_ATTACK
-        self.target[:, :nA] = np.where(attack, actions - N_NO_ATTACK + nA, -1)
+        target = np.where(attack, actions - N_NO_ATTACK + nA, -1)
+        # a new order breaks off an attack under way (the shot is not fired and the weapon is ready again),
+        # the backswing and the zealot's second hit; attacking the same target again continues it
+        new = target != self.target[:, :nA]
+        broken = new & self.swinging[:, :nA]
+        self.cooldown[:, :nA] = np.where(broken, 0.0, self.cooldown[:, :nA])
+        self.swinging[:, :nA] &= ~new
+        self.backswing[:, :nA] = np.where(new, 0.0, self.backswing[:, :nA])
+        self.blade_left[:, :nA] = np.where(new, 0.0, self.blade_left[:, :nA])
+        self.target[:, :nA] = target
 
     # -- one game loop ------------------------------------------------------------------
     def _game_loop(self) -> None:
@@ -378,46 +505,84 @@ class SMACBatch:
         acquired = np.where(candidate.any(-1), d.argmin(-1), -1)
         target[:, nA:] = np.where(alive[:, nA:], np.where(keep, target[:, nA:], acquired), -1)
 
-        # fire or chase: a unit with a living target fires when in weapon range and ready
+        # attacks: a unit with a living target in weapon range and a ready weapon starts one; the shot leaves
+        # after the damage point (an attack under way continues while the target lives within range + slop)
         safe, to_x, to_y, t_edge = toward_target(target)
         has_target = (target >= 0) & alive & alive[self.rows, safe]
         in_range = has_target & (t_edge <= self.u_range)
-        fire = in_range & (self.cooldown < 1.0)
+        swing_edge = dist[self.rows, units, self.swing_target] - r - r[self.swing_target]
+        self.swinging &= alive & alive[self.rows, self.swing_target] & (swing_edge <= self.u_range + RANGE_SLOP)
+        start = in_range & (self.cooldown < 1.0) & ~self.swinging & ~(self.blade_left > 0)
+        hashed = _splitmix64(self.key[:, None] ^ (self.loop[:, None] * np.uint64(U) + units.astype(np.uint64)))
+        jitter = (hashed >> np.uint64(62)).astype(FLOAT) - 1.0  # U{-1, 0, 1, 2} game loops (pysc2)
+        self.cooldown = np.where(start, self.cooldown + self.u_cooldown + jitter, self.cooldown)
+        self.swinging |= start
+        self.swing_target = np.where(start, target, self.swing_target)
+        self.windup = np.where(start, self.u_damage_point, self.windup)
+        fire = self.swinging & (self.windup <= 0.0)
+        self.swinging &= ~fire
+        self.windup -= self.swinging
+        self.backswing = np.where(fire, self.u_backswing, np.maximum(self.backswing - 1.0, 0.0))
 
+        # hits landing now: shots that hit at once, the zealot's second blade, missiles at the end of their flight
+        missile_lands = (self.missile_left > 0) & (self.missile_left <= 1.0)
+        blade_lands = (self.blade_left > 0) & (self.blade_left <= 1.0)
+        self.missile_left = np.maximum(self.missile_left - 1.0, 0.0)
+        self.blade_left = np.maximum(self.blade_left - 1.0, 0.0)
+        launch = fire & self.u_missile
+        flight = dist[self.rows, units, self.swing_target] / MISSILE_SPEED
+        self.missile_left = np.where(launch, np.maximum(flight, 1.0), self.missile_left)
+        self.missile_target = np.where(launch, self.swing_target, self.missile_target)
+        instant = fire & ~self.u_missile
+        self.blade_left = np.where(instant & (self.u_second_hit > 0), self.u_second_hit, self.blade_left)
+        self.blade_target = np.where(instant, self.swing_target, self.blade_target)
+        blade_lands &= alive  # a dead zealot's second blade never lands; a missile in flight does
+        events = (
+            (instant, self.swing_target, self.first_hits),
+            (blade_lands, self.blade_target, 1),
+            (missile_lands, self.missile_target, self.u_hits),
+        )
+        total, n_hits = self._hits(events)
+        if self.variety:  # of two units that kill each other in one loop, the one updated first fires
+            order = _splitmix64(hashed)
+            dying = (self.hp + self.shield - total <= 0) & alive  # (armour ignored here: a close call either way)
+            attacked_earlier = (
+                instant[:, None, :]
+                & (self.swing_target[:, None, :] == units[None, :, None])
+                & (order[:, None, :] < order[:, :, None])
+            ).any(-1)  # [B, u]: some unit updated before u hits u now
+            cancelled = instant & dying & attacked_earlier
+            if cancelled.any():
+                total, n_hits = self._hits(((instant & ~cancelled, self.swing_target, self.first_hits),) + events[1:])
         # damage (§7): shields first, then HP less armour per hit; the hits on one unit in one loop together
-        hits = np.where(fire, self.u_hits, 0).astype(FLOAT)
-        per_hit = self.u_damage + self.u_bonus_vs_armoured * self.u_armoured[safe]
-        victim = (self.battle_offset + safe)[fire]  # flat index of each shot's target
-        total = np.bincount(victim, (per_hit * hits)[fire], self.n_battles * U).reshape(-1, U)
-        n_hits = np.bincount(victim, hits[fire], self.n_battles * U).reshape(-1, U)
         absorbed = np.minimum(self.shield, total)
         overflow = total - absorbed
         hp_hits = np.minimum(n_hits, np.ceil(overflow * n_hits / np.maximum(total, 1e-9) - 1e-9))
         self.shield -= absorbed
         self.hp -= np.where(overflow > 0, np.maximum(overflow - self.u_armour * hp_hits, 0.5 * hp_hits), 0.0)
         self.since_damage = np.where(total > 0, 0.0, self.since_damage + 1)
-        jitter = (
-            _splitmix64(self.key[:, None] ^ (self.loop[:, None] * np.uint64(U) + units.astype(np.uint64)))
-            >> np.uint64(62)
-        ).astype(FLOAT) - 1.0  # U{-1, 0, 1, 2} game loops (pysc2)
-        self.cooldown = np.maximum(np.where(fire, self.cooldown + self.u_cooldown + jitter, self.cooldown) - 1.0, 0.0)
+        self.cooldown = np.maximum(self.cooldown - 1.0, 0.0)
 
         # movement: chase a target out of range, walk to a move point, enemies without a target attack-move
-        chase = has_target & ~in_range
+        hold = self.swinging | (self.backswing > 0) | (self.blade_left > 0)  # legacy weapons: stand while firing
+        chase = has_target & ~in_range & ~hold
         enemy_idle = alive & ~has_target & ~self.is_ally
         walk_x = np.where(chase, to_x, np.where(enemy_idle, self.attack_point[0] - x, self.move_x - x))
         walk_y = np.where(chase, to_y, np.where(enemy_idle, self.attack_point[1] - y, self.move_y - y))
         length = _norm(walk_x, walk_y)
-        walking = alive & (chase | (self.moving & ~has_target) | enemy_idle)
+        walking = alive & ~hold & (chase | (self.moving & ~has_target) | enemy_idle)
         room = np.where(chase, t_edge - self.u_range + 1e-6, length)
         step = np.where(walking, np.minimum(self.u_speed, np.maximum(room, 0.0)), 0.0)
         self.moving &= ~(walking & ~chase & (step >= length))  # a move order reached is finished
         scale = step / np.maximum(length, 1e-9)
 
-        # collisions (positions as at the start of the loop): push overlapping living units apart
-        # by half the overlap each
+        # collisions (positions as at the start of the loop): overlapping living units move apart. With variety,
+        # the one updated later in this loop's random order gives way by the whole overlap (the earlier one has
+        # already moved); without, each moves half of it
         overlap = np.maximum(self.contact - dist, 0.0) * (alive[:, :, None] & alive[:, None, :])
-        push = overlap / (2 * np.maximum(dist, 1e-9))
+        if self.variety:
+            overlap *= order[:, :, None] > order[:, None, :]
+        push = overlap / (np.maximum(dist, 1e-9) if self.variety else 2 * np.maximum(dist, 1e-9))
         new_x = x + walk_x * scale - np.einsum("buv,buv->bu", dx, push)  # (einsum: a fast row sum)
         new_y = y + walk_y * scale - np.einsum("buv,buv->bu", dy, push)
         self.x, self.y = self._keep_on_ground(x, y, new_x, new_y)
@@ -432,7 +597,22 @@ class SMACBatch:
             self.hp[died], self.shield[died] = 0.0, 0.0
             lost = ~self.alive[self.rows, self.target.clip(0)]
             self.target[lost] = -1  # an attack order on a dead unit ends: the unit goes idle
+            self.swinging &= self.alive & self.alive[self.rows, self.swing_target]
         self.loop += np.uint64(1)
+
+    def _hits(self, events) -> tuple[np.ndarray, np.ndarray]:
+        """Damage and hit count landing on every unit [B, U] from (which units' hits land, on whom, how many)."""
+        U, size = self.n_units, self.n_battles * self.n_units
+        total, n_hits = np.zeros(size), np.zeros(size)
+        for lands, victim, hits in events:
+            if not lands.any():
+                continue
+            per_hit = self.u_damage + self.u_bonus_vs_armoured * self.u_armoured[victim]
+            flat = (self.battle_offset + victim)[lands]
+            count = np.broadcast_to(hits, lands.shape)[lands].astype(FLOAT)
+            total += np.bincount(flat, per_hit[lands] * count, size)
+            n_hits += np.bincount(flat, count, size)
+        return total.reshape(-1, U), n_hits.reshape(-1, U)
 
     def _pathable(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.padded_grid[(x + 2).astype(np.int64) * (MAP_SIZE + 4) + (y + 2).astype(np.int64)]

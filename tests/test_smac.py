@@ -13,10 +13,12 @@ from envs.smac import (
     MAPS,
     N_NO_ATTACK,
     SCRIPTED_POLICIES,
+    UNITS,
     SMACBatch,
     SMACParallelEnv,
     StarCraft2Env,
     make_env,
+    packed_spawn,
     play_scripted,
     scripted_actions,
 )
@@ -136,9 +138,9 @@ def test_the_sc2_back_end_is_smacs_starcraft2env_with_the_map_and_seed(monkeypat
     assert make_env("6h_vs_8z", "sc2", seed=7) == "the real game" and made == [{"map_name": "6h_vs_8z", "seed": 7}]
 
 
-def battle(map_name: str, keep_allies=(0,), keep_enemies=(0,)) -> SMACBatch:
+def battle(map_name: str, keep_allies=(0,), keep_enemies=(0,), variety=False, seed=0) -> SMACBatch:
     """One battle with every unit not kept removed (dead), ready for a hand-placed scenario."""
-    b = SMACBatch(map_name, 1, seed=0)
+    b = SMACBatch(map_name, 1, seed=seed, variety=variety)
     b.reset()
     n_agents = b.n_agents
     for u in range(b.n_units):
@@ -368,15 +370,18 @@ def play(b: SMACBatch, policy: str, steps: int, seed: int = 0):
     return trace
 
 
-def test_same_seed_same_trajectories_and_battles_independent_of_batch_size():
-    a, b = play(SMACBatch("3s_vs_5z", 4, seed=3), "kite", 150), play(SMACBatch("3s_vs_5z", 4, seed=3), "kite", 150)
+@pytest.mark.parametrize("variety", [False, True])
+def test_same_seed_same_trajectories_and_battles_independent_of_batch_size(variety):
+    """Also across auto-resets (150 steps hold several episodes), where variety settles only the battles that
+    restart."""
+    a, b = (play(SMACBatch("3s_vs_5z", 4, seed=3, variety=variety), "kite", 150) for _ in range(2))
     for x, y in zip(a, b):
         for u, v in zip(x, y):
             np.testing.assert_array_equal(u, v)
-    c = play(SMACBatch("3s_vs_5z", 4, seed=4), "kite", 150)
+    c = play(SMACBatch("3s_vs_5z", 4, seed=4, variety=variety), "kite", 150)
     assert any(not np.array_equal(x[1], y[1]) for x, y in zip(a, c))  # cooldown jitter differs
     # battle 1 of a batch seeded 3 is the single battle seeded 4, whatever runs beside it
-    single = play(SMACBatch("3s_vs_5z", 1, seed=4), "kite", 150)
+    single = play(SMACBatch("3s_vs_5z", 1, seed=4, variety=variety), "kite", 150)
     for x, y in zip(single, a):
         np.testing.assert_array_equal(x[0][0], y[0][1])
 
@@ -479,6 +484,8 @@ def test_bad_input_is_one_clear_line():
             SMACBatch("2s3z", n)
     with pytest.raises(InputError, match=r"seed=-1 is not accepted; accepted: an integer in \[0, 2\*\*32\)"):
         SMACBatch("2s3z", 4, seed=-1)
+    with pytest.raises(InputError, match=r"variety='yes' is not accepted; accepted: True, False or None"):
+        SMACBatch("2s3z", 4, variety="yes")
     b = SMACBatch("2s3z", 2)
     b.reset()
     with pytest.raises(InputError, match=r"shape \(5,\).*accepted: integers of shape \(2, 5\)"):
@@ -524,3 +531,179 @@ def test_the_counter_based_generator_is_splitmix64():
     with np.errstate(over="ignore"):
         counters = np.array([0, gamma, gamma * np.uint64(2)], dtype=np.uint64)
     assert [int(v) for v in _splitmix64(counters)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+
+
+# ---------------------------------------------------------------------------------------
+# The variety rules (SMACBatch(variety=True)), each on a hand-built case
+# ---------------------------------------------------------------------------------------
+def loops_until_damaged(b: SMACBatch, unit: int, loops: int) -> list[int]:
+    """The game loops (0-based) in which unit's health or shield drops."""
+    hit = []
+    for loop in range(loops):
+        before = b.hp[0, unit] + b.shield[0, unit]
+        b._game_loop()
+        if b.hp[0, unit] + b.shield[0, unit] < before:
+            hit.append(loop)
+    return hit
+
+
+def test_a_stalker_missile_leaves_after_the_damage_point_and_lands_after_its_flight():
+    """Damage point 0.167 s = 2.67 loops: the shot leaves in loop 3; 5 apart at 1.25 a loop, it lands 4 loops
+    later, in loop 7 (13 to the zealot's shields). The stalker holds meanwhile."""
+    b = battle("3s_vs_5z", variety=True)
+    place(b, 0, 10, 16), place(b, 3, 15, 16)
+    b.u_speed[3] = 0.0  # the zealot stands
+    b._issue_orders(np.array([[6, 0, 0]]))
+    assert loops_until_damaged(b, 3, 12) == [7]
+    assert b.shield[0, 3] == 50 - 13 and (b.x[0, 0], b.y[0, 0]) == (10, 16)
+
+
+def test_an_attack_under_way_continues_within_range_plus_slop():
+    """The stalker starts its attack on a zealot at the edge of its range (6); the zealot then steps 0.5
+    further (inside range + slop 1: the missile still leaves) or 1.5 further (the attack is broken off)."""
+    for step, hit in ((0.5, [9]), (1.5, [])):  # fired in loop 3, 7.6 apart: 6.1 loops of flight
+        b = battle("3s_vs_5z", variety=True)
+        place(b, 0, 10, 16), place(b, 3, 10 + 6 + 0.625 + 0.5, 16)
+        b.u_speed[3] = 0.0
+        b._issue_orders(np.array([[6, 0, 0]]))
+        b._game_loop()
+        b.x[0, 3] += step
+        assert loops_until_damaged(b, 3, 12) == hit, step
+
+
+def test_a_move_order_during_the_damage_point_cancels_the_shot_and_readies_the_weapon():
+    b = battle("3s_vs_5z", variety=True)
+    place(b, 0, 10, 16), place(b, 3, 15, 16)
+    b.u_speed[3] = 0.0
+    b._issue_orders(np.array([[6, 0, 0]]))
+    b._game_loop(), b._game_loop()  # still winding up
+    assert b.swinging[0, 0] and b.cooldown[0, 0] > 20
+    b._issue_orders(np.array([[3, 0, 0]]))  # south
+    assert not b.swinging[0, 0] and b.cooldown[0, 0] == 0
+    assert loops_until_damaged(b, 3, 12) == [] and b.y[0, 0] < 16
+    # without variety the same shot lands in the loop it is fired
+    b = battle("3s_vs_5z", variety=False)
+    place(b, 0, 10, 16), place(b, 3, 15, 16)
+    b._issue_orders(np.array([[6, 0, 0]]))
+    assert loops_until_damaged(b, 3, 3) == [0]
+
+
+def test_a_zealots_second_blade_lands_five_loops_after_the_first():
+    """Damage point 0: the first hit in loop 0 (8 to the shields), the second 0.28 s = 4.48 loops later, in
+    loop 5; a marine's shot (damage point 0.05 s = 0.8 loops) lands in loop 1."""
+    b = battle("3s_vs_5z", variety=True)
+    place(b, 0, 10, 16), place(b, 3, 11.15, 16)
+    b.u_speed[0] = 0.0
+    b._issue_orders(np.array([[1, 0, 0]]))
+    assert loops_until_damaged(b, 0, 8) == [0, 5] and b.shield[0, 0] == 80 - 16
+    b = battle("3s_vs_5z", variety=True)  # a zealot killed between its blades never lands the second
+    place(b, 0, 10, 16), place(b, 3, 11.15, 16)
+    b.u_speed[0] = 0.0
+    b._issue_orders(np.array([[1, 0, 0]]))
+    b._game_loop()
+    b.hp[0, 3], b.shield[0, 3] = 0.0, 0.0  # dies in the next loop
+    assert loops_until_damaged(b, 0, 8) == []
+    b = battle("5m_vs_6m", variety=True)
+    place(b, 0, 10, 16), place(b, 5, 14, 16)
+    b.cooldown[0, 5] = 100.0
+    b._issue_orders(np.array([[6, 0, 0, 0, 0]]))
+    assert loops_until_damaged(b, 5, 4) == [1]
+
+
+def test_an_ai_unit_holds_through_its_backswing_an_agent_order_ends_it():
+    """An enemy marine fires in loop 1, then holds 0.75 s = 12 loops (through loop 12) although its target has
+    left; an ally marine ordered to move right after its shot walks at once."""
+    b = battle("5m_vs_6m", variety=True)
+    place(b, 0, 10, 16), place(b, 5, 14, 16)
+    b.cooldown[0, 0] = 100.0
+    b._issue_orders(np.array([[1, 0, 0, 0, 0]]))
+    b._game_loop(), b._game_loop()
+    assert b.hp[0, 0] == 45 - 6
+    place(b, 0, 2, 16)  # far out of its range
+    for _ in range(11):  # loops 2..12
+        b._game_loop()
+    assert b.x[0, 5] == 14
+    b._game_loop()
+    assert b.x[0, 5] < 14
+    b = battle("5m_vs_6m", variety=True)
+    place(b, 0, 10, 16), place(b, 5, 14, 16)
+    b.cooldown[0, 5] = 100.0
+    b._issue_orders(np.array([[6, 0, 0, 0, 0]]))
+    b._game_loop(), b._game_loop()
+    assert b.backswing[0, 0] > 0
+    b._issue_orders(np.array([[5, 0, 0, 0, 0]]))  # west
+    b._game_loop()
+    assert b.x[0, 0] < 10
+
+
+def test_of_two_overlapping_units_the_one_updated_later_gives_way_by_the_whole_overlap():
+    """Two stopped marines 0.3 apart (separation 0.375 each): one stays, the other moves 0.45; which one is
+    drawn per loop and battle, about evenly."""
+    moved = []
+    for seed in range(64):
+        b = battle("5m_vs_6m", keep_allies=(0, 1), keep_enemies=(), variety=True, seed=seed)
+        place(b, 0, 10, 16), place(b, 1, 10.3, 16)
+        b._issue_orders(np.array([[1, 1, 0, 0, 0]]))
+        b._game_loop()
+        shift = np.abs(b.x[0, :2] - [10, 10.3])
+        np.testing.assert_allclose(sorted(shift), [0, 0.45], atol=1e-6)
+        moved.append(int(shift.argmax()))
+    assert 16 <= sum(moved) <= 48
+
+
+def test_of_two_marines_that_would_kill_each_other_in_one_loop_the_one_updated_first_fires():
+    survivors = []
+    for seed in range(32):
+        b = battle("5m_vs_6m", variety=True, seed=seed)
+        place(b, 0, 10, 16), place(b, 5, 14, 16)
+        b.hp[0, [0, 5]] = 1.0
+        b._issue_orders(np.array([[6, 0, 0, 0, 0]]))
+        b._game_loop(), b._game_loop()
+        assert b.alive[0, [0, 5]].sum() == 1
+        survivors.append(bool(b.alive[0, 0]))
+    assert 0 < sum(survivors) < 32
+    b = battle("5m_vs_6m", variety=False)  # simultaneous: both die
+    place(b, 0, 10, 16), place(b, 5, 14, 16)
+    b.hp[0, [0, 5]] = 1.0
+    b._issue_orders(np.array([[6, 0, 0, 0, 0]]))
+    b._game_loop()
+    assert not b.alive[0, [0, 5]].any()
+
+
+def test_the_first_observation_comes_two_loops_after_the_armies_appear():
+    """5m_vs_6m's marines spawn packed but not overlapping (inner radius = separation radius): after
+    RESET_LOOPS = 2 loops the allies stand on their spawn and every enemy has walked 2 x 2.25/16 toward them."""
+    b = SMACBatch("5m_vs_6m", 4, seed=0, variety=True)
+    b.reset()
+    assert (b.loop == 2).all()
+    spawn = b.spawn[None].repeat(4, 0)
+    walked = np.linalg.norm(b.pos - spawn, axis=-1)
+    np.testing.assert_allclose(walked[:, 5:], 2 * 2.25 / 16, atol=1e-3)  # converging paths just touch
+    assert sorted(map(tuple, b.pos[0, :5].tolist())) == sorted(map(tuple, b.spawn[:5].tolist()))
+
+
+def test_packed_spawn_first_unit_on_the_point_the_next_on_the_nearest_touching_spot():
+    stalkers = packed_spawn((9, 16), ("stalker",) * 3, 1.5705)
+    np.testing.assert_array_equal(stalkers, [[9, 16], [9, 15], [8, 16]])  # inner radius 0.5: 1 apart
+    zealots = packed_spawn((23, 16), ("zealot",) * 5, 4.7121)
+    np.testing.assert_array_equal(zealots[:2], [[23, 16], [23, 16.75]])  # 0.375 + 0.375
+    # the enemy's point faces the other way: its army is the allies' turned half a turn
+    np.testing.assert_array_equal(packed_spawn((23, 16), ("stalker",) * 3, 4.7121), [[23, 16], [23, 17], [24, 16]])
+    gaps = np.linalg.norm(zealots[:, None] - zealots[None], axis=-1) + np.eye(5)
+    assert gaps.min() >= 2 * UNITS["zealot"].inner_radius
+
+
+@pytest.mark.parametrize("map_name", list(MAPS))
+def test_with_variety_battles_part_within_three_steps_and_agents_are_numbered_by_type_and_position(map_name):
+    b = SMACBatch(map_name, 32, seed=11, auto_reset=False, variety=True)
+    obs, *_ = b.reset()
+    nA, rng = b.n_agents, np.random.default_rng(0)
+    key = b.type_id[:nA] * 1e4 + b.x[:, :nA] * 10  # SMAC sorts the agents by (unit type, x, y)
+    assert (np.diff(key, axis=-1) >= 0).all()
+    parted_at = None
+    for step in range(4):
+        if len(np.unique(obs.reshape(32, -1).round(4), axis=0)) > 1:
+            parted_at = step
+            break
+        obs, *_ = b.step(scripted_actions(b, "attack-nearest", rng))
+    assert parted_at is not None, f"{map_name}: all 32 battles' observations agree for 4 steps"

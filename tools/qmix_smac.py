@@ -98,6 +98,8 @@ class Args:
     """greedy test episodes per snapshot (all played as one batch of battles)"""
     checkpoint_interval: int = 200_000
     """write the whole training state (with the replay buffer) every this many env steps"""
+    variety: bool | None = None
+    """play with the simulator's battle-to-battle variety rules (envs.smac.SMACBatch); default: the map's"""
 
 
 def check_args(args: Args) -> None:
@@ -322,8 +324,8 @@ def main(args: Args) -> dict:
         raise InputError(f"--runs-dir {args.runs_dir!r} cannot be written ({error.strerror})") from None
     rng = np.random.default_rng(args.seed)  # every draw; the global RNGs are never reseeded
     # training battles draw from seeds seed*1e6 + k; the test battles from a disjoint range
-    battles = SMACBatch(args.map, args.n_envs, seed=args.seed * 1_000_000)
-    test_battles = SMACBatch(args.map, args.test_episodes, seed=args.seed * 1_000_000 + 500_000)
+    battles = SMACBatch(args.map, args.n_envs, seed=args.seed * 1_000_000, variety=args.variety)
+    test_battles = SMACBatch(args.map, args.test_episodes, seed=args.seed * 1_000_000 + 500_000, variety=args.variety)
     nA, n_actions, state_dim = battles.n_agents, battles.n_actions, battles.state_dim
 
     with torch.random.fork_rng(devices=[]):  # initial weights from --seed, the caller's RNG left as it was
