@@ -235,7 +235,9 @@ def episode_stats(arrays: dict, sizes: dict) -> dict:
     ally_health = final_state[:, 0 : nA * ally_dim : ally_dim]
     enemy_health = final_state[:, nA * ally_dim : nA * ally_dim + nE * enemy_dim : enemy_dim]
     won = (enemy_health <= 0).all(1) & (ally_health > 0).any(1)
-    return {"return": returns, "length": length, "won": won}
+    # episodes with identical state sequences (CFCQL's files hold each greedy episode 8 times; ours all differ)
+    distinct = len({hashlib.blake2b(episode.tobytes(), digest_size=16).digest() for episode in arrays["state"]})
+    return {"return": returns, "length": length, "won": won, "distinct_episodes": distinct}
 
 
 def summarise(stats: dict) -> dict:
@@ -250,6 +252,7 @@ def summarise(stats: dict) -> dict:
         "return_max": float(r.max()),
         "win_rate": float(stats["won"].mean()),
         "mean_episode_length": float(stats["length"].mean()),
+        "distinct_episodes": int(stats["distinct_episodes"]),
     }
 
 
@@ -573,6 +576,8 @@ def load_or_make(
                 card = json.load(f)
             if card["policy_sha256"] != policy_fingerprint(map_name, policy_dir):
                 reason = "the shipped behaviour policies changed since it was made"
+            elif card.get("variety", False) != MAPS[map_name].variety:
+                reason = "the simulator's rules for this map changed since it was made"
             elif os.path.getsize(path) == card["file_bytes"] and _sha256(path) == card["sha256"]:
                 return path, card
             else:
@@ -606,6 +611,7 @@ def load_or_make(
                 )
         card["file_bytes"], card["sha256"] = os.path.getsize(tmp), _sha256(tmp)
         card["policy_sha256"] = policy_fingerprint(map_name, policy_dir)
+        card["variety"] = MAPS[map_name].variety  # the simulator's rules it was played with (envs.smac.SMACBatch)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -634,6 +640,7 @@ def format_card(card: dict) -> str:
         f"dataset {card['map']} {card['dataset']}: {card['episodes']} episodes, {card['transitions']} transitions, "
         f"return {card['return_mean']:.2f} ± {card['return_std']:.2f}, win rate {card['win_rate']:.2f}, "
         f"mean length {card['mean_episode_length']:.1f}"
+        + (f", {card['distinct_episodes']} distinct" if "distinct_episodes" in card else "")
     )
 
 

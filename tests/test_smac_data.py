@@ -123,6 +123,8 @@ CARD_KEYS = {
     "return_max",
     "win_rate",
     "mean_episode_length",
+    "distinct_episodes",
+    "variety",
     "generation_time_s",
     "how",
     "file_bytes",
@@ -284,6 +286,9 @@ def test_card_win_rate_agrees_with_the_simulator():
     np.testing.assert_array_equal(stats["won"], out["won"])
     np.testing.assert_array_equal(stats["length"], out["length"])
     assert out["won"].any() and not out["won"].all()
+    # an episode stored twice counts once among the distinct episodes
+    twice = {k: np.concatenate([out[k], out[k][:1]]) for k in ("state", "reward", "filled")}
+    assert episode_stats(twice, map_sizes("2s3z"))["distinct_episodes"] == stats["distinct_episodes"]
 
 
 def test_truncated_or_corrupt_cache_is_rebuilt(cache, tmp_path, capsys):
