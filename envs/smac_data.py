@@ -470,6 +470,11 @@ def make_dataset(
         raise InputError(f"unknown SMAC dataset {name!r}; accepted: {', '.join(DATASETS)}")
     sizes = map_sizes(map_name)
     manifest = policy_manifest(map_name, policy_dir)
+    if manifest.get("variety", False) != MAPS[map_name].variety:
+        raise InputError(
+            f"the {map_name} policies in {policy_dir!r} were trained with variety={manifest.get('variety', False)}, "
+            f"but the map plays with variety={MAPS[map_name].variety} (envs/smac.py, MAPS): retrain and ship them"
+        )
     policy_path = os.path.join(policy_dir, map_name)
     base_seed = 10_000_000 * (seed + 1) + 1_000_000 * DATASETS.index(name)  # never a training or test battle's seed
     n = episodes or cfcql_episodes(map_name, name)

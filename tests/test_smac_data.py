@@ -327,6 +327,30 @@ def test_a_cache_made_by_other_behaviour_policies_is_rebuilt(tmp_path, capsys):
     assert rebuilt["policy_sha256"] != card["policy_sha256"]
 
 
+def test_datasets_follow_the_maps_simulator_rules(tmp_path, capsys, monkeypatch):
+    """Policies trained under other rules than the map plays make no dataset; a cache made under other rules is
+    rebuilt."""
+    import dataclasses
+
+    from envs import smac
+
+    policy_dir = str(tmp_path / "policies")
+    shutil.copytree(os.path.join(POLICY_DIR, "2s3z"), os.path.join(policy_dir, "2s3z"))
+    path, card = load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
+    assert card["variety"] is False
+    monkeypatch.setitem(smac.MAPS, "2s3z", dataclasses.replace(smac.MAPS["2s3z"], variety=True))
+    with pytest.raises(InputError, match="trained with variety=False, but the map plays with variety=True"):
+        load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
+    assert "the simulator's rules for this map changed" in capsys.readouterr().out
+    manifest_path = os.path.join(policy_dir, "2s3z", "manifest.json")
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    with open(manifest_path, "w") as f:
+        json.dump({**manifest, "variety": True}, f)
+    _, rebuilt = load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
+    assert rebuilt["variety"] is True
+
+
 def test_default_cache_dir(monkeypatch):
     from envs.smac_data import default_cache_dir
 
@@ -448,10 +472,10 @@ def test_qmix_resumes_exactly(tmp_path, capsys):
         assert all(torch.equal(sx[k], sy[k]) for k in sx)
 
 
-def fake_run(path, evals: list[tuple[float, float]], weights: set[int]) -> None:
+def fake_run(path, evals: list[tuple[float, float]], weights: set[int], variety=None) -> None:
     """A run directory of 2s3z snapshots every 1000 env steps, 800 episodes apart, whose greedy evaluations
     (win rate, return) are written in (tools/ship_policies.py reads a snapshot's "eval" instead of playing);
-    only the snapshots in `weights` have weight files."""
+    only the snapshots in `weights` have weight files; `variety` as tools/qmix_smac.py --variety."""
     os.makedirs(path / "snapshots")
     for k, (win, ret) in enumerate(evals):
         row = {
@@ -466,7 +490,7 @@ def fake_run(path, evals: list[tuple[float, float]], weights: set[int]) -> None:
             "episodes_since_previous": 800 * (k > 0),
             "mean_epsilon_since_previous": 0.05,
             "wall_time_s": k,
-            "args": {"map": "2s3z"},
+            "args": {"map": "2s3z", "variety": variety},
             "eval": {"win_rate": win, "return": ret},
         }
         with open(path / "snapshots" / f"agent_{1000 * k:010d}.json", "w") as f:
@@ -505,6 +529,10 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     fake_run(tmp_path / "late", evals, set(range(7)))
     late = dict(run_dir=str(tmp_path / "late"), expert_run_dir=str(tmp_path / "full"), **ship)
     assert ship_policies.main(ship_policies.Args(**late))["medium"]["t_env"] == 5000
+    # the manifest names the simulator's rules the run trained with (default: the map's)
+    assert manifest["variety"] is False
+    fake_run(tmp_path / "varied", evals, set(range(7)), variety=True)
+    assert ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "varied"), **ship))["variety"] is True
     assert ship_policies.main(ship_policies.Args(**late, medium_before=3000))["medium"]["t_env"] == 2000
     with pytest.raises(InputError, match="--medium-before 0 is not accepted"):
         ship_policies.main(ship_policies.Args(**late, medium_before=0))

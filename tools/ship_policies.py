@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from envs import InputError, run_cli  # noqa: E402
-from envs.smac import SMACBatch  # noqa: E402
+from envs.smac import MAPS, SMACBatch  # noqa: E402
 from envs.smac_data import CFCQL_CARDS, POLICY_DIR, cfcql_episodes, load_agent, rollout  # noqa: E402
 
 EVAL_SEED = 90_000_000  # battles never used by training, tests or datasets
@@ -69,11 +69,11 @@ def snapshots(run_dir: str) -> list[dict]:
     return rows
 
 
-def evaluate(row: dict, map_name: str, episodes: int) -> dict:
+def evaluate(row: dict, map_name: str, episodes: int, variety: bool) -> dict:
     """Win rate, return and length of one snapshot (or scripted team) over `episodes` fresh battles: greedy, or with
-    the row's rollout_epsilon (a scripted expert's)."""
+    the row's rollout_epsilon (a scripted expert's), on the simulator's rules the policies were trained with."""
     if "eval" not in row:
-        battles = SMACBatch(map_name, episodes, seed=EVAL_SEED, auto_reset=False)
+        battles = SMACBatch(map_name, episodes, seed=EVAL_SEED, auto_reset=False, variety=variety)
         agent = None if "scripted" in row else load_agent(row["path"], map_name)
         out = rollout(
             battles, agent, row.get("rollout_epsilon", 0.0), np.random.default_rng(0), scripted=row.get("scripted")
@@ -143,6 +143,9 @@ def main(args: Args) -> dict:
     expert_rows = snapshots(args.expert_run_dir) if args.expert_run_dir else rows
     if expert_rows[0]["map"] != map_name:
         raise InputError(f"--expert-run-dir is a run on {expert_rows[0]['map']}, --run-dir on {map_name}")
+    with open(os.path.join(rows[0]["path"][:-3] + ".json")) as f:
+        trainer_args = json.load(f)["args"]
+    variety = MAPS[map_name].variety if trainer_args.get("variety") is None else trainer_args["variety"]
     # expert: re-evaluate the best few snapshots of training, keep the best
     if args.expert_scripted:
         expert = {
@@ -150,12 +153,14 @@ def main(args: Args) -> dict:
             "t_env": None,
             **({"rollout_epsilon": args.expert_epsilon} if args.expert_epsilon else {}),
         }
-        evaluate(expert, map_name, args.eval_episodes)
+        evaluate(expert, map_name, args.eval_episodes, variety)
     else:
         ranked = sorted(
             [r for r in expert_rows if r["weights"]], key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True
         )[: args.candidates]
-        expert = max(ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes)["win_rate"], r["eval"]["return"]))
+        expert = max(
+            ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes, variety)["win_rate"], r["eval"]["return"])
+        )
     # medium: the snapshot whose return is nearest CFCQL's medium return, before the expert (same run) and below it
     target = CFCQL_CARDS[(map_name, "medium")][0]
     limit = (
@@ -168,7 +173,7 @@ def main(args: Args) -> dict:
     before = [r for r in rows if 0 < r["t_env"] < limit and r["weights"]]
     near = sorted(before, key=lambda r: abs(r["test_return"] - target))[: args.candidates]
     for r in near:
-        evaluate(r, map_name, args.eval_episodes)
+        evaluate(r, map_name, args.eval_episodes, variety)
     # below the expert: a lower win rate, or (where the run never wins) a lower return
     below = [r for r in near if r["eval"]["win_rate"] < expert["eval"]["win_rate"]] or [
         r for r in near if r["eval"]["return"] < expert["eval"]["return"]
@@ -197,10 +202,9 @@ def main(args: Args) -> dict:
         file = f"replay_{item['row']['t_env']:010d}.pt"
         shutil.copyfile(item["row"]["path"], os.path.join(tmp, file))
         entries.append({**describe(item["row"], file), "episodes": item["episodes"], "epsilon": item["epsilon"]})
-    with open(os.path.join(rows[0]["path"][:-3] + ".json")) as f:
-        trainer_args = json.load(f)["args"]
     manifest = {
         "map": map_name,
+        "variety": variety,  # the simulator's rules the policies were trained and evaluated with
         "source_run": os.path.basename(os.path.normpath(args.run_dir)),
         "expert_run": f"scripted {args.expert_scripted}"
         if args.expert_scripted
