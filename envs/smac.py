@@ -543,23 +543,22 @@ class SMACBatch:
             (missile_lands, self.missile_target, self.u_hits),
         )
         total, n_hits = self._hits(events)
+        shield, hp = self._damaged(total, n_hits)
         if self.variety:  # of two units that kill each other in one loop, the one updated first fires
             order = _splitmix64(hashed)
-            dying = (self.hp + self.shield - total <= 0) & alive  # (armour ignored here: a close call either way)
-            attacked_earlier = (
-                instant[:, None, :]
-                & (self.swing_target[:, None, :] == units[None, :, None])
-                & (order[:, None, :] < order[:, :, None])
-            ).any(-1)  # [B, u]: some unit updated before u hits u now
-            cancelled = instant & dying & attacked_earlier
-            if cancelled.any():
-                total, n_hits = self._hits(((instant & ~cancelled, self.swing_target, self.first_hits),) + events[1:])
-        # damage (§7): shields first, then HP less armour per hit; the hits on one unit in one loop together
-        absorbed = np.minimum(self.shield, total)
-        overflow = total - absorbed
-        hp_hits = np.minimum(n_hits, np.ceil(overflow * n_hits / np.maximum(total, 1e-9) - 1e-9))
-        self.shield -= absorbed
-        self.hp -= np.where(overflow > 0, np.maximum(overflow - self.u_armour * hp_hits, 0.5 * hp_hits), 0.0)
+            lethal = instant & (hp <= 0) & alive  # shooters that die in this loop
+            if lethal.any():
+                attacked_earlier = (
+                    instant[:, None, :]
+                    & (self.swing_target[:, None, :] == units[None, :, None])
+                    & (order[:, None, :] < order[:, :, None])
+                ).any(-1)  # [B, u]: a unit updated before u hits u now
+                cancelled = lethal & attacked_earlier
+                if cancelled.any():
+                    events = ((instant & ~cancelled, self.swing_target, self.first_hits),) + events[1:]
+                    total, n_hits = self._hits(events)
+                    shield, hp = self._damaged(total, n_hits)
+        self.shield, self.hp = shield, hp
         self.since_damage = np.where(total > 0, 0.0, self.since_damage + 1)
         self.cooldown = np.maximum(self.cooldown - 1.0, 0.0)
 
@@ -613,6 +612,15 @@ class SMACBatch:
             total += np.bincount(flat, per_hit[lands] * count, size)
             n_hits += np.bincount(flat, count, size)
         return total.reshape(-1, U), n_hits.reshape(-1, U)
+
+    def _damaged(self, total: np.ndarray, n_hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shields and HP after the loop's hits (§7): shields first, then HP less armour per hit (at least 0.5);
+        the hits on one unit in one loop together."""
+        absorbed = np.minimum(self.shield, total)
+        overflow = total - absorbed
+        hp_hits = np.minimum(n_hits, np.ceil(overflow * n_hits / np.maximum(total, 1e-9) - 1e-9))
+        hp_loss = np.where(overflow > 0, np.maximum(overflow - self.u_armour * hp_hits, 0.5 * hp_hits), 0.0)
+        return (self.shield - absorbed).astype(FLOAT), (self.hp - hp_loss).astype(FLOAT)
 
     def _pathable(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.padded_grid[(x + 2).astype(np.int64) * (MAP_SIZE + 4) + (y + 2).astype(np.int64)]
