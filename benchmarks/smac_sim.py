@@ -40,8 +40,8 @@ def random_valid(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (rng.random(avail.shape) * avail).argmax(-1)
 
 
-def throughput(map_name: str, n_battles: int, seconds: float) -> float:
-    battles = SMACBatch(map_name, n_battles, seed=0)
+def throughput(map_name: str, n_battles: int, seconds: float, variety: bool | None = None) -> float:
+    battles = SMACBatch(map_name, n_battles, seed=0, variety=variety)
     rng = np.random.default_rng(0)
     _, _, avail = battles.reset()
     for _ in range(5):
@@ -67,8 +67,8 @@ def single_interface(map_name: str, seconds: float) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def behaviour(map_name: str, policy: str, n: int) -> tuple[float, float, float, float]:
-    won, returns, length = play_scripted(map_name, policy, n, seed=0)
+def behaviour(map_name: str, policy: str, n: int, variety: bool) -> tuple[float, float, float, float]:
+    won, returns, length = play_scripted(map_name, policy, n, seed=0, variety=variety)
     return won.mean(), returns.mean(), returns.std(), length.mean()
 
 
@@ -84,15 +84,20 @@ def main(opts: Options) -> None:
         "",
         "Env-steps per second = battles × SMAC steps (8 game loops each) per wall-clock second, random valid "
         f"actions drawn in numpy, obs/state/masks built every step, auto-reset; {opts.seconds:g} s per cell. "
-        "*single* is SMAC's one-battle `StarCraft2Env` interface (Python lists, as SMAC returns them).",
+        "*single* is SMAC's one-battle `StarCraft2Env` interface (Python lists, as SMAC returns them). Each map "
+        "plays with its default rules (`MapSpec.variety`), except in the two columns that name them "
+        '(docs/smac_simulator.md, "Where battles vary").',
         "",
-        "| map | 1 battle | 64 battles | 1024 battles | single interface |",
-        "|---|---|---|---|---|",
+        "| map | variety by default | 1 battle | 64 battles | 1024 battles | 1024, without variety "
+        "| 1024, with variety | single interface |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for map_name in MAPS:
         cells = [throughput(map_name, n, opts.seconds) for n in (1, 64, 1024)]
+        cells += [throughput(map_name, 1024, opts.seconds, variety) for variety in (False, True)]
         single = single_interface(map_name, opts.seconds)
-        lines.append(f"| {map_name} | " + " | ".join(f"{c:,.0f}" for c in cells) + f" | {single:,.0f} |")
+        default = "yes" if MAPS[map_name].variety else "no"
+        lines.append(f"| {map_name} | {default} | " + " | ".join(f"{c:,.0f}" for c in cells) + f" | {single:,.0f} |")
         print(lines[-1], flush=True)
     lines += [
         "",
@@ -102,15 +107,19 @@ def main(opts: Options) -> None:
         "episode length in SMAC steps. The teams (`envs.smac.scripted_actions`): *random* = uniform over the "
         "available actions; *attack-nearest* = shoot the nearest enemy in range, else walk toward the nearest; "
         "*focus-fire* = every agent shoots the weakest enemy in its range; *kite* = focus fire, but step away "
-        "from the enemies within 7 while the weapon cools down.",
+        "from the enemies within 7 while the weapon cools down. Each team plays without and with the variety rules.",
         "",
-        "| map | team | win rate | return | episode length |",
-        "|---|---|---|---|---|",
+        "| map | team | variety | win rate | return | episode length |",
+        "|---|---|---|---|---|---|",
     ]
     for map_name in MAPS:
         for policy in SCRIPTED_POLICIES:
-            win, mean, std, length = behaviour(map_name, policy, opts.battles)
-            lines.append(f"| {map_name} | {policy} | {win:.2f} | {mean:.2f} ± {std:.2f} | {length:.1f} |")
+            for variety in (False, True):
+                win, mean, std, length = behaviour(map_name, policy, opts.battles, variety)
+                lines.append(
+                    f"| {map_name} | {policy} | {'yes' if variety else 'no'} | {win:.2f} | {mean:.2f} ± {std:.2f} "
+                    f"| {length:.1f} |"
+                )
             print(lines[-1], flush=True)
     lines += ["", f"Whole benchmark: {time.time() - start:.0f} s."]
     os.makedirs(os.path.dirname(opts.out), exist_ok=True)

@@ -872,10 +872,10 @@ def scripted_actions(battles: SMACBatch, policy: str, rng: np.random.Generator) 
     return np.where(b.alive[:, :nA], actions, 0)
 
 
-def play_scripted(map_name: str, policy: str, n_battles: int, seed: int = 0):
+def play_scripted(map_name: str, policy: str, n_battles: int, seed: int = 0, variety: bool | None = None):
     """The first episode of each of n_battles battles played by a scripted team:
-    (won [n] bool, undiscounted return [n], episode length [n])."""
-    battles = SMACBatch(map_name, n_battles, seed)
+    (won [n] bool, undiscounted return [n], episode length [n]); `variety` as SMACBatch's."""
+    battles = SMACBatch(map_name, n_battles, seed, variety=variety)
     battles.reset()
     rng = np.random.default_rng(seed)
     returns, length = np.zeros(n_battles), np.zeros(n_battles)
