@@ -261,7 +261,8 @@ class SMACBatch:
             self.u_missile[:] = False
             self.u_separation = self.u_radius.copy()
         self.first_hits = np.where(self.u_second_hit > 0, 1, self.u_hits)  # the zealot's second hit comes later
-        self.type_id = np.array([sorted(set(kinds)).index(k) for k in kinds])  # SMAC numbers agents by type
+        # SMAC numbers the agents by unit type first; the ally slots list the types in that order (§4)
+        self.type_id = np.array([spec.allies.index(k) if k in spec.allies else 0 for k in kinds])
         # enemies attack-move; the acquisition radius is max(5, range + own radius), plus the target's radius (§8)
         self.acquire_range = np.maximum(5.0, self.u_range + self.u_radius)
         self.attack_point = np.array(spec.ally_spawn, dtype=FLOAT)
@@ -271,8 +272,7 @@ class SMACBatch:
             enemies = packed_spawn(spec.enemy_spawn, spec.enemies, spec.facing[1])
         else:
             allies, enemies = spawn_points(spec.ally_spawn, spec.allies), spawn_points(spec.enemy_spawn, spec.enemies)
-        group = [spec.allies.index(k) for k in spec.allies]
-        allies = allies[np.lexsort((allies[:, 1], allies[:, 0], group))]
+        allies = allies[np.lexsort((allies[:, 1], allies[:, 0], self.type_id[: self.n_agents]))]
         self.spawn = np.concatenate([allies, enemies])
         self.pathing_grid = PATHING[spec.pathing]
         self.max_reward = (
