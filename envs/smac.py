@@ -146,7 +146,7 @@ MAPS = {
         TEAM_FACING,
     ),
     "3s_vs_5z": MapSpec(
-        ("stalker",) * 3, ("zealot",) * 5, 250, "P", "P", (9, 16), (23, 16), "open", 0, (1.5705, 4.7121)
+        ("stalker",) * 3, ("zealot",) * 5, 250, "P", "P", (9, 16), (23, 16), "open", facing=TEAM_FACING, variety=True
     ),
     "5m_vs_6m": MapSpec(("marine",) * 5, ("marine",) * 6, 70, "T", "T", (9, 16), (23, 16), "band", facing=TEAM_FACING),
     "6h_vs_8z": MapSpec(
@@ -299,8 +299,8 @@ class SMACBatch:
         self.rows = np.arange(self.n_battles)[:, None]  # row index for gathers x[rows, idx]
         self.enemy_index = np.arange(self.n_enemies)[None]
         self.battle_offset = self.rows * U
-        # pathable cells padded by 2 on every side, flat: a moved centre (never more than 2 off the
-        # ground it left) is looked up without bounds checks
+        # pathable cells padded by 2 on every side, flat: a moved centre is looked up with its index clipped into
+        # the unpathable border (several units pressing one at the map's edge can push it more than 2 off)
         padded = np.zeros((MAP_SIZE + 4, MAP_SIZE + 4), dtype=bool)
         padded[2:-2, 2:-2] = self.pathing_grid
         self.padded_grid = padded.ravel()
@@ -623,7 +623,8 @@ class SMACBatch:
         return (self.shield - absorbed).astype(FLOAT), (self.hp - hp_loss).astype(FLOAT)
 
     def _pathable(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return self.padded_grid[(x + 2).astype(np.int64) * (MAP_SIZE + 4) + (y + 2).astype(np.int64)]
+        column = np.clip(x + 2, 0, MAP_SIZE + 3).astype(np.int64)
+        return self.padded_grid[column * (MAP_SIZE + 4) + np.clip(y + 2, 0, MAP_SIZE + 3).astype(np.int64)]
 
     def _keep_on_ground(self, x, y, new_x, new_y):
         """Centres stay on pathable cells: a blocked move keeps the axis that is free, or stays."""

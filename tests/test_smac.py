@@ -682,6 +682,20 @@ def test_the_first_observation_comes_two_loops_after_the_armies_appear():
     assert sorted(map(tuple, b.pos[0, :5].tolist())) == sorted(map(tuple, b.spawn[:5].tolist()))
 
 
+def test_units_pressed_against_the_map_edge_stay_on_the_map():
+    """Four zealots on top of a stalker in a corner of 3s_vs_5z (all 32 x 32 pathable): their pushes add up to
+    more than 2 map units, and every centre still stays on the map."""
+    for corner, inward in ((0.05, 1), (31.95, -1)):
+        b = battle("3s_vs_5z", keep_allies=(0,), keep_enemies=(0, 1, 2, 3), variety=True)
+        place(b, 0, corner, corner)
+        for k, (dx, dy) in enumerate(((0.05, 0.05), (0.01, 0.15), (0.15, 0.01), (0.1, 0.1))):
+            place(b, 3 + k, corner + inward * dx, corner + inward * dy)
+        for _ in range(16):
+            b._issue_orders(np.array([[1, 0, 0]]))
+            b._game_loop()
+            assert ((b.pos[b.alive] >= 0) & (b.pos[b.alive] < 32)).all(), corner
+
+
 def test_packed_spawn_first_unit_on_the_point_the_next_on_the_nearest_touching_spot():
     stalkers = packed_spawn((9, 16), ("stalker",) * 3, 1.5705)
     np.testing.assert_array_equal(stalkers, [[9, 16], [9, 15], [8, 16]])  # inner radius 0.5: 1 apart

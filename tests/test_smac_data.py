@@ -198,7 +198,7 @@ def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
 def test_a_scripted_expert_makes_its_dataset(tmp_path):
     """A scripted expert (tools/ship_policies.py --expert-scripted kite --expert-epsilon 0.02, the kiting team of
     3s_vs_5z, shipped before QMIX won that map) has no weights file: its dataset is its ε-greedy battles, nearly
-    all won, and no two alike (greedily every battle is the same one)."""
+    all won, and no two alike."""
     policy_dir = tmp_path / "policies"
     shutil.copytree(os.path.join(POLICY_DIR, "3s_vs_5z"), policy_dir / "3s_vs_5z")
     manifest_path = policy_dir / "3s_vs_5z" / "manifest.json"
@@ -218,10 +218,11 @@ def test_a_scripted_expert_makes_its_dataset(tmp_path):
     )
     actions = load_h5(path, "3s_vs_5z")["actions"]
     assert len(np.unique(actions.reshape(len(actions), -1), axis=0)) == 32
-    greedy = rollout(
-        SMACBatch("3s_vs_5z", 4, seed=3, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="kite"
-    )
-    assert (greedy["actions"] == greedy["actions"][:1]).all() and greedy["won"].all()
+    # greedily, without the variety rules every battle is the same one; with them (3s_vs_5z's rules) they part
+    for variety, alike in ((False, True), (True, False)):
+        battles = SMACBatch("3s_vs_5z", 4, seed=3, auto_reset=False, variety=variety)
+        greedy = rollout(battles, None, 0.0, np.random.default_rng(0), scripted="kite")
+        assert (greedy["actions"] == greedy["actions"][:1]).all() == alike and greedy["won"].all()
 
 
 def test_explore_replaces_actions_with_available_ones_at_rate_epsilon():
