@@ -1,12 +1,8 @@
 """benchmarks/smac_fidelity.py's measures on hand-built episodes whose answers are known."""
 
-import os
-import sys
-
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
-from smac_fidelity import coverage, first_parting_step, saco  # noqa: E402
+from benchmarks.smac_fidelity import coverage, first_parting_step, saco
 
 
 def test_joint_saco_distinct_episodes_and_where_observations_part():
