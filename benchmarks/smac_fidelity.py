@@ -167,10 +167,10 @@ def expert_win_rate(map_name: str) -> tuple[float, float, float]:
     """The shipped expert, greedy, on EVAL_BATTLES battle seeds no dataset uses: win rate, return, length."""
     manifest = policy_manifest(map_name)
     expert = manifest["expert"]
-    battles = SMACBatch(map_name, EVAL_BATTLES, seed=EVAL_SEED, auto_reset=False)
     if "scripted" in expert:
         won, returns, length = play_scripted(map_name, expert["scripted"], EVAL_BATTLES, EVAL_SEED)
         return won.mean(), returns.mean(), length.mean()
+    battles = SMACBatch(map_name, EVAL_BATTLES, seed=EVAL_SEED, auto_reset=False)
     agent = load_agent(os.path.join(POLICY_DIR, map_name, expert["file"]), map_name)
     episodes = rollout(battles, agent, 0.0, np.random.default_rng(0))
     return episodes["won"].mean(), episodes["reward"].sum(1).mean(), episodes["length"].mean()
