@@ -338,18 +338,19 @@ def test_datasets_follow_the_maps_simulator_rules(tmp_path, capsys, monkeypatch)
     policy_dir = str(tmp_path / "policies")
     shutil.copytree(os.path.join(POLICY_DIR, "2s3z"), os.path.join(policy_dir, "2s3z"))
     path, card = load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
-    assert card["variety"] is False
-    monkeypatch.setitem(smac.MAPS, "2s3z", dataclasses.replace(smac.MAPS["2s3z"], variety=True))
-    with pytest.raises(InputError, match="trained with variety=False, but the map plays with variety=True"):
+    rules = card["variety"]
+    assert rules is smac.MAPS["2s3z"].variety
+    monkeypatch.setitem(smac.MAPS, "2s3z", dataclasses.replace(smac.MAPS["2s3z"], variety=not rules))
+    with pytest.raises(InputError, match=f"trained with variety={rules}, but the map plays with variety={not rules}"):
         load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
     assert "the simulator's rules for this map changed" in capsys.readouterr().out
     manifest_path = os.path.join(policy_dir, "2s3z", "manifest.json")
     with open(manifest_path) as f:
         manifest = json.load(f)
     with open(manifest_path, "w") as f:
-        json.dump({**manifest, "variety": True}, f)
+        json.dump({**manifest, "variety": not rules}, f)
     _, rebuilt = load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
-    assert rebuilt["variety"] is True
+    assert rebuilt["variety"] is (not rules)
 
 
 def test_default_cache_dir(monkeypatch):
