@@ -45,7 +45,7 @@ print("CARD " + json.dumps(card))
 @dataclass
 class Args:
     maps: list[str] = field(default_factory=lambda: list(MAPS))
-    """maps to generate (those without shipped policies are skipped)"""
+    """maps to generate (those without shipped policies are skipped); the report covers every map with kept cards"""
     cache_dir: str | None = None
     """the cache root the datasets are generated into (its smac/ folder, as inspo_smac.py's --cache-dir; default: a
     temporary directory, deleted afterwards)"""
@@ -155,7 +155,8 @@ def plot_curves(manifests: dict, path: str) -> None:
 
 def main(args: Args) -> None:
     os.makedirs(CARDS, exist_ok=True)
-    manifests = {m: manifest(m) for m in args.maps}
+    # --maps are generated (where their cards are missing); the report covers every map with kept cards
+    manifests = {m: manifest(m) for m in MAPS}
     manifests = {k: v for k, v in manifests.items() if v is not None}
     cache = args.cache_dir or tempfile.mkdtemp(prefix="inspo_smac_bench_")
     cards = {}
@@ -165,6 +166,8 @@ def main(args: Args) -> None:
             if os.path.isfile(path):
                 with open(path) as f:
                     cards[map_name, name] = json.load(f)
+                continue
+            if map_name not in args.maps:
                 continue
             card = generate(map_name, name, cache)
             with open(path, "w") as f:
@@ -240,7 +243,9 @@ def main(args: Args) -> None:
         "updates/s |",
         "|---|---|---|---|---|---|",
     ]
-    for map_name in args.maps:
+    for map_name in manifests:
+        if map_name not in args.maps and not os.path.isfile(os.path.join(CARDS, f"qmix_throughput_{map_name}.json")):
+            continue
         q = qmix_throughput(map_name)
         length = q["env_steps"] / q["episodes"]
         per_step = 1 / q["rollout_steps_per_s"] + q["update_s"] / (8 * length)
