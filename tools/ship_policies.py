@@ -46,8 +46,8 @@ class Args:
     expert_epsilon: float = 0.0
     """ε of the scripted expert's rollouts (evaluation and dataset): a deterministic team on the simulator
     otherwise plays one and the same episode in every battle (3s_vs_5z's kite: 0.02, docs/smac_datasets.md)"""
-    eval_episodes: int = 320
-    """greedy battles that rank the candidate snapshots"""
+    eval_episodes: int = 2048
+    """greedy battles that rank the candidate snapshots (with a few hundred, the best of 16 is mostly the luckiest)"""
     candidates: int = 8
     """snapshots (best training test win rates) re-evaluated for the expert; also for the medium"""
     medium_before: int | None = None
