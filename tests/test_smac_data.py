@@ -474,6 +474,20 @@ def test_qmix_resumes_exactly(tmp_path, capsys):
         assert all(torch.equal(sx[k], sy[k]) for k in sx)
 
 
+def test_qmix_starts_from_init_agent(tmp_path):
+    """--init-agent: the first snapshot (before any update) holds the given weights; weights of another width or a
+    missing file are refused by name."""
+    shipped = os.path.join(ROOT, "envs", "smac_policies", "2s3z", "expert.pt")
+    qmix(*QMIX, *SMALL_RUN, "--total-env-steps", "1", "--runs-dir", str(tmp_path), "--init-agent", shipped)
+    first = torch.load(os.path.join(tmp_path, "2s3z_seed0", "snapshots", "agent_0000000000.pt"), weights_only=True)
+    want = torch.load(shipped, weights_only=True)["state_dict"]
+    assert all(torch.equal(first["state_dict"][k], want[k]) for k in want)
+    with pytest.raises(InputError, match="--rnn-hidden 32"):
+        qmix(*QMIX, *SMALL_RUN, "--runs-dir", str(tmp_path / "a"), "--init-agent", shipped, "--rnn-hidden", "32")
+    with pytest.raises(InputError, match="does not exist"):
+        qmix(*QMIX, *SMALL_RUN, "--runs-dir", str(tmp_path / "b"), "--init-agent", str(tmp_path / "none.pt"))
+
+
 def fake_run(path, evals: list[tuple[float, float]], weights: set[int], variety=None) -> None:
     """A run directory of 2s3z snapshots every 1000 env steps, 800 episodes apart, whose greedy evaluations
     (win rate, return) are written in (tools/ship_policies.py reads a snapshot's "eval" instead of playing);

@@ -41,7 +41,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from envs import InputError, run_cli  # noqa: E402
 from envs.smac import MAPS, SMACBatch  # noqa: E402
-from envs.smac_data import QMIXAgent, rollout, save_agent  # noqa: E402
+from envs.smac_data import QMIXAgent, load_agent, rollout, save_agent  # noqa: E402
 
 
 @dataclass
@@ -100,6 +100,9 @@ class Args:
     """write the whole training state (with the replay buffer) every this many env steps"""
     variety: bool | None = None
     """play with the simulator's battle-to-battle variety rules (envs.smac.SMACBatch); default: the map's"""
+    init_agent: str | None = None
+    """start the agent from these weights (a snapshot or shipped policy of the map, e.g. one trained without the
+    variety rules); the mixer starts fresh"""
 
 
 def check_args(args: Args) -> None:
@@ -334,6 +337,12 @@ def main(args: Args) -> dict:
         mixer = QMixer(nA, state_dim, args.mixing_embed, args.hypernet_embed).to(device)
         target_agent = QMIXAgent(battles.obs_dim, nA, n_actions, args.rnn_hidden).to(device)
         target_mixer = QMixer(nA, state_dim, args.mixing_embed, args.hypernet_embed).to(device)
+    if args.init_agent is not None and not args.resume:
+        try:
+            agent.load_state_dict(load_agent(args.init_agent, args.map, device).state_dict())
+        except RuntimeError:
+            width = f"--rnn-hidden {args.rnn_hidden}"
+            raise InputError(f"--init-agent {args.init_agent!r} is not an agent of width {width}") from None
     target_agent.load_state_dict(agent.state_dict())
     target_mixer.load_state_dict(mixer.state_dict())
     params = list(agent.parameters()) + list(mixer.parameters())
