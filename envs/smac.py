@@ -80,7 +80,7 @@ class UnitType:
     separation: float  # SeparationRadius: the spacing units keep from each other
     inner_radius: float  # InnerRadius: how tightly the spawn packs them
     damage_point: float  # loops from the start of an attack to the shot; the unit holds meanwhile
-    backswing: float  # loops the unit holds after the shot while its target stays in range, unless given a new order
+    backswing: float  # loops the unit holds after the shot, unless given a new order
     missile: bool  # the shot flies at MISSILE_SPEED and lands later; otherwise it hits at once
     second_hit: float  # loops from the first blade hit to the second (zealot), 0 for one-hit weapons
 
@@ -563,9 +563,7 @@ class SMACBatch:
         self.cooldown = np.maximum(self.cooldown - 1.0, 0.0)
 
         # movement: chase a target out of range, walk to a move point, enemies without a target attack-move
-        # legacy weapons: stand while firing, and through the backswing while the target stays in range (once it
-        # leaves, the attack's approach takes over, so a unit without orders chases at once)
-        hold = self.swinging | ((self.backswing > 0) & ~(has_target & ~in_range)) | (self.blade_left > 0)
+        hold = self.swinging | (self.backswing > 0) | (self.blade_left > 0)  # legacy weapons: stand while firing
         chase = has_target & ~in_range & ~hold
         enemy_idle = alive & ~has_target & ~self.is_ally
         walk_x = np.where(chase, to_x, np.where(enemy_idle, self.attack_point[0] - x, self.move_x - x))
