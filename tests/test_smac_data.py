@@ -474,14 +474,22 @@ def test_qmix_resumes_exactly(tmp_path, capsys):
         assert all(torch.equal(sx[k], sy[k]) for k in sx)
 
 
-def test_qmix_starts_from_init_agent(tmp_path):
-    """--init-agent: the first snapshot (before any update) holds the given weights; weights of another width or a
-    missing file are refused by name."""
+def test_qmix_starts_from_init_agent_and_freezes_it(tmp_path):
+    """--init-agent: the first snapshot (before any update) holds the given weights; with --freeze-agent-steps
+    they stay so through the updates of those steps (without, the updates change them); weights of another width
+    or a missing file are refused by name."""
     shipped = os.path.join(ROOT, "envs", "smac_policies", "2s3z", "expert.pt")
-    qmix(*QMIX, *SMALL_RUN, "--total-env-steps", "1", "--runs-dir", str(tmp_path), "--init-agent", shipped)
-    first = torch.load(os.path.join(tmp_path, "2s3z_seed0", "snapshots", "agent_0000000000.pt"), weights_only=True)
     want = torch.load(shipped, weights_only=True)["state_dict"]
-    assert all(torch.equal(first["state_dict"][k], want[k]) for k in want)
+    for freeze, kept in (("2000", True), ("0", False)):
+        runs = str(tmp_path / f"freeze{freeze}")
+        qmix(*QMIX, *SMALL_RUN, "--total-env-steps", "1200", "--runs-dir", runs, "--init-agent", shipped,
+             "--freeze-agent-steps", freeze)  # fmt: skip
+        paths = sorted(glob.glob(os.path.join(runs, "2s3z_seed0", "snapshots", "*.pt")))
+        first, last = (torch.load(p, weights_only=True)["state_dict"] for p in (paths[0], paths[-1]))
+        assert all(torch.equal(first[k], want[k]) for k in want)
+        assert all(torch.equal(last[k], want[k]) for k in want) == kept, freeze
+        with open(paths[-1][:-3] + ".json") as f:
+            assert json.load(f)["updates"] > 0
     with pytest.raises(InputError, match="--rnn-hidden 32"):
         qmix(*QMIX, *SMALL_RUN, "--runs-dir", str(tmp_path / "a"), "--init-agent", shipped, "--rnn-hidden", "32")
     with pytest.raises(InputError, match="does not exist"):

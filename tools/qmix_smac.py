@@ -103,6 +103,9 @@ class Args:
     init_agent: str | None = None
     """start the agent from these weights (a snapshot or shipped policy of the map, e.g. one trained without the
     variety rules); the mixer starts fresh"""
+    freeze_agent_steps: int = 0
+    """update only the mixer for the first this many env steps (with --init-agent: the fresh mixer learns to mix
+    the given agent's values before its gradients may change them)"""
 
 
 def check_args(args: Args) -> None:
@@ -126,8 +129,8 @@ def check_args(args: Args) -> None:
             raise InputError(
                 f"--{name.replace('_', '-')} {getattr(args, name)} is not accepted; accepted: an integer >= 1"
             )
-    if args.seed < 0 or args.updates_per_rollout < 0 or args.threads < 0:
-        raise InputError("--seed, --updates-per-rollout and --threads must be >= 0")
+    if args.seed < 0 or args.updates_per_rollout < 0 or args.threads < 0 or args.freeze_agent_steps < 0:
+        raise InputError("--seed, --updates-per-rollout, --threads and --freeze-agent-steps must be >= 0")
     if args.batch_episodes > args.buffer_episodes:
         raise InputError(f"--batch-episodes {args.batch_episodes} exceeds --buffer-episodes {args.buffer_episodes}")
     for name, low, high in (
@@ -447,6 +450,9 @@ def main(args: Args) -> dict:
             )
             optimiser.zero_grad()
             loss.backward()
+            if t_env < args.freeze_agent_steps:  # the agent is left as it is: Adam skips parameters without gradient
+                for p in agent.parameters():
+                    p.grad = None
             grad_norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
             optimiser.step()
             updates += 1
