@@ -565,7 +565,8 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
 @pytest.mark.slow
 def test_a_run_moved_without_its_replay_buffer_resumes_from_its_networks(tmp_path, capsys):
     """A run directory copied to another machine without its buffer file (hundreds of MB) resumes from the
-    networks with an empty buffer, says so, and its history goes on."""
+    networks with an empty buffer, says so, and its history goes on. A checkpoint written before a flag existed
+    resumes with the flag's default; a flag that differs from the checkpoint's is refused by name."""
     small = [*QMIX, *SMALL_RUN]
     qmix(*small, "--total-env-steps", "3200", "--runs-dir", str(tmp_path))
     run = tmp_path / "2s3z_seed0"
@@ -573,6 +574,13 @@ def test_a_run_moved_without_its_replay_buffer_resumes_from_its_networks(tmp_pat
     assert buffers
     for path in buffers:
         os.remove(path)
+    with open(run / "latest.json") as f:
+        state_path = run / json.load(f)["state"]
+    state = torch.load(state_path, weights_only=False)
+    del state["args"]["init_agent"], state["args"]["freeze_agent_steps"]  # flags added since this checkpoint
+    torch.save(state, state_path)
+    with pytest.raises(InputError, match="was trained with --td-lambda 0.6, this run has 0.3"):
+        qmix(*small, "--total-env-steps", "4500", "--runs-dir", str(tmp_path), "--resume", "--td-lambda", "0.3")
     capsys.readouterr()
     out = qmix(*small, "--total-env-steps", "4500", "--runs-dir", str(tmp_path), "--resume")
     assert "empty replay buffer" in capsys.readouterr().out

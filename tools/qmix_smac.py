@@ -29,7 +29,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -297,10 +297,11 @@ def load_training_state(run_dir: str, args: Args, buffer: ReplayBuffer) -> dict:
         state = torch.load(os.path.join(run_dir, latest["state"]), map_location="cpu", weights_only=False)
     except Exception as error:
         raise InputError(f"--resume: no readable checkpoint in {run_dir!r} ({type(error).__name__}: {error})") from None
+    trained = {**{f.name: f.default for f in fields(Args)}, **state["args"]}  # flags added since: their defaults
     for key, value in asdict(args).items():
-        if key not in RESUMABLE and state["args"].get(key) != value:
+        if key not in RESUMABLE and trained[key] != value:
             raise InputError(
-                f"--resume {run_dir!r} was trained with --{key.replace('_', '-')} {state['args'].get(key)!r}, "
+                f"--resume {run_dir!r} was trained with --{key.replace('_', '-')} {trained[key]!r}, "
                 f"this run has {value!r}; accepted: the checkpoint's configuration"
             )
     path = os.path.join(run_dir, latest["buffer"])
