@@ -440,12 +440,12 @@ def spy_run(tmp_path, small_file, monkeypatch, **overrides):
 
     def critic_loss(batch, steps, i, critic, targets, args):
         loss = real["critic_loss"](batch, steps, i, critic, targets, args)
-        calls.append(("critic", i, steps.clone(), targets.clone(), float(loss)))
+        calls.append(("critic", i, steps.clone(), targets.clone(), float(loss.detach())))
         return loss
 
     def actor_loss(batch, steps, i, logp, target, alpha, beta, args):
         loss = real["actor_loss"](batch, steps, i, logp, target, alpha, beta, args)
-        calls.append(("actor", i, steps.clone(), float(loss)))
+        calls.append(("actor", i, steps.clone(), float(loss.detach())))
         return loss
 
     real = install_spies(monkeypatch, inspo_smac, importance_ratio, resample, soft_values, critic_loss, actor_loss)
