@@ -445,15 +445,14 @@ def main(args: Args) -> dict:
         # gradient updates on whole episodes
         tick = time.time()
         n_updates = args.updates_per_rollout if buffer.size >= args.batch_episodes else 0
+        # a frozen agent gets no gradient (no backward through its GRU); Adam skips parameters without one
+        agent.requires_grad_(t_env >= args.freeze_agent_steps)
         for _ in range(n_updates):
             loss, stats = qmix_loss(
                 buffer.sample(args.batch_episodes, rng, device), agent, target_agent, mixer, target_mixer, args
             )
             optimiser.zero_grad()
             loss.backward()
-            if t_env < args.freeze_agent_steps:  # the agent is left as it is: Adam skips parameters without gradient
-                for p in agent.parameters():
-                    p.grad = None
             grad_norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
             optimiser.step()
             updates += 1
