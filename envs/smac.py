@@ -27,8 +27,8 @@ Choices where SMAC cannot be known without StarCraft II ([design] in SMAC.md):
   * enemies: attack-move to the allies' spawn with SMAClite-style acquisition (§8);
   * spawns: a deterministic square grid around the map's point (SMAClite), spacing 2·r_max + 0.05,
     or packed (variety);
-  * collisions: one pairwise push-apart per loop (SMAX; with variety, the unit updated later in the
-    loop gives way), then centres kept in pathable cells;
+  * collisions: one pairwise push-apart per loop (SMAX; with variety, each pair shares the push in random
+    per-loop shares), then centres kept in pathable cells;
   * randomness: a counter-based hash of (battle seed, episode, loop, unit), so battle b's
     trajectory depends on its own seed only, never on how many battles run beside it.
 """
@@ -98,6 +98,7 @@ UNITS = {
 MISSILE_SPEED = 1.25  # map units per game loop (20 per second): an approximation, see docs/smac_simulator.md
 RANGE_SLOP = 1.0  # an attack under way continues while its target stays within range + slop (CWeapon default)
 RESET_LOOPS = 2  # SMAC's reset steps the game twice after the units appear before the first observation
+RULES_REVISION = 2  # raised whenever a rule change alters what battles play: dataset caches of another are rebuilt
 
 
 def _band_grid(y_low: int, y_high: int) -> np.ndarray:
@@ -575,13 +576,17 @@ class SMACBatch:
         self.moving &= ~(walking & ~chase & (step >= length))  # a move order reached is finished
         scale = step / np.maximum(length, 1e-9)
 
-        # collisions (positions as at the start of the loop): overlapping living units move apart. With variety,
-        # the one updated later in this loop's random order gives way by the whole overlap (the earlier one has
-        # already moved); without, each moves half of it
+        # collisions (positions as at the start of the loop): overlapping living units move apart. Without variety
+        # each moves half the overlap; with it, who gives way is drawn anew each loop: every unit draws a weight w
+        # from this loop's update order and a pair's overlap is shared w_u : w_v (random per-pair shares, the
+        # vectorised stand-in for SC2's sequential update, docs/smac_simulator.md)
         overlap = np.maximum(self.contact - dist, 0.0) * (alive[:, :, None] & alive[:, None, :])
         if self.variety:
-            overlap *= order[:, :, None] > order[:, None, :]
-        push = overlap / (np.maximum(dist, 1e-9) if self.variety else 2 * np.maximum(dist, 1e-9))
+            give_way = ((order >> np.uint64(40)).astype(FLOAT) + 1) / FLOAT(2**24)  # uniform in (0, 1], exact
+            overlap *= give_way[:, :, None] / (give_way[:, :, None] + give_way[:, None, :])
+        else:
+            overlap *= 0.5
+        push = overlap / np.maximum(dist, 1e-9)
         new_x = x + walk_x * scale - np.einsum("buv,buv->bu", dx, push)  # (einsum: a fast row sum)
         new_y = y + walk_y * scale - np.einsum("buv,buv->bu", dy, push)
         self.x, self.y = self._keep_on_ground(x, y, new_x, new_y)

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from envs import InputError
-from envs.smac import MAPS, SMACBatch, check_map, scripted_actions
+from envs.smac import MAPS, RULES_REVISION, SMACBatch, check_map, scripted_actions
 
 DATASETS = ("medium", "medium_replay", "expert", "mixed")
 POLICY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smac_policies")
@@ -581,7 +581,10 @@ def load_or_make(
                 card = json.load(f)
             if card["policy_sha256"] != policy_fingerprint(map_name, policy_dir):
                 reason = "the shipped behaviour policies changed since it was made"
-            elif card.get("variety", False) != MAPS[map_name].variety:
+            elif (card.get("variety", False), card.get("rules_revision", 1)) != (
+                MAPS[map_name].variety,
+                RULES_REVISION,
+            ):
                 reason = "the simulator's rules for this map changed since it was made"
             elif os.path.getsize(path) == card["file_bytes"] and _sha256(path) == card["sha256"]:
                 return path, card
@@ -617,6 +620,7 @@ def load_or_make(
         card["file_bytes"], card["sha256"] = os.path.getsize(tmp), _sha256(tmp)
         card["policy_sha256"] = policy_fingerprint(map_name, policy_dir)
         card["variety"] = MAPS[map_name].variety  # the simulator's rules it was played with (envs.smac.SMACBatch)
+        card["rules_revision"] = RULES_REVISION
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

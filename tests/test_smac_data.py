@@ -125,6 +125,7 @@ CARD_KEYS = {
     "mean_episode_length",
     "distinct_episodes",
     "variety",
+    "rules_revision",
     "generation_time_s",
     "how",
     "file_bytes",
@@ -351,6 +352,11 @@ def test_datasets_follow_the_maps_simulator_rules(tmp_path, capsys, monkeypatch)
         json.dump({**manifest, "variety": not rules}, f)
     _, rebuilt = load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
     assert rebuilt["variety"] is (not rules)
+    capsys.readouterr()
+    monkeypatch.setattr("envs.smac_data.RULES_REVISION", smac.RULES_REVISION + 1)  # a rule changed since
+    _, rebuilt = load_or_make("2s3z", "medium", 0, str(tmp_path), episodes=2, policy_dir=policy_dir)
+    assert "the simulator's rules for this map changed" in capsys.readouterr().out
+    assert rebuilt["rules_revision"] == smac.RULES_REVISION + 1
 
 
 def test_default_cache_dir(monkeypatch):
@@ -496,12 +502,14 @@ def test_qmix_starts_from_init_agent_and_freezes_it(tmp_path):
         qmix(*QMIX, *SMALL_RUN, "--runs-dir", str(tmp_path / "b"), "--init-agent", str(tmp_path / "none.pt"))
 
 
-def fake_run(path, evals: list[tuple[float, float]], weights: set[int], variety=None) -> None:
+def fake_run(path, evals: list[tuple], weights: set[int], variety=None) -> None:
     """A run directory of 2s3z snapshots every 1000 env steps, 800 episodes apart, whose greedy evaluations
-    (win rate, return) are written in (tools/ship_policies.py reads a snapshot's "eval" instead of playing);
-    only the snapshots in `weights` have weight files; `variety` as tools/qmix_smac.py --variety."""
+    (win rate, return[, episode length: 50 unless given]) are written in (tools/ship_policies.py reads a
+    snapshot's "eval" instead of playing); only the snapshots in `weights` have weight files; `variety` as
+    tools/qmix_smac.py --variety."""
     os.makedirs(path / "snapshots")
-    for k, (win, ret) in enumerate(evals):
+    for k, (win, ret, *length) in enumerate(evals):
+        length = length[0] if length else 50.0
         row = {
             "map": "2s3z",
             "t_env": 1000 * k,
@@ -510,12 +518,12 @@ def fake_run(path, evals: list[tuple[float, float]], weights: set[int], variety=
             "epsilon": 0.05,
             "test_win_rate": win,
             "test_return": ret,
-            "test_episode_length": 50.0,
+            "test_episode_length": length,
             "episodes_since_previous": 800 * (k > 0),
             "mean_epsilon_since_previous": 0.05,
             "wall_time_s": k,
             "args": {"map": "2s3z", "variety": variety},
-            "eval": {"win_rate": win, "return": ret},
+            "eval": {"win_rate": win, "return": ret, "episode_length": length},
         }
         with open(path / "snapshots" / f"agent_{1000 * k:010d}.json", "w") as f:
             json.dump(row, f)
@@ -530,7 +538,8 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     ship = dict(policy_dir=str(tmp_path / "policies"), eval_episodes=8, candidates=3)
     fake_run(tmp_path / "full", evals, set(range(7)))
     manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "full"), **ship))
-    # expert: the best of the 3 best tests; medium: return nearest CFCQL's 12.76 before it; replay: the 1976
+    # expert: the best of the 3 best tests; medium: return and length nearest CFCQL's 12.76 and 50.8 before it
+    # (all lengths 50 here: the return decides); replay: the 1976
     # episodes before the medium, played by snapshots 0, 1 (800 each) and 2 (376)
     assert (manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == (6000, 3000)
     assert manifest["ship_args"]["candidates"] == 3 and "policy_dir" not in manifest["ship_args"]  # how it was picked
@@ -560,6 +569,20 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     assert ship_policies.main(ship_policies.Args(**late, medium_before=3000))["medium"]["t_env"] == 2000
     with pytest.raises(InputError, match="--medium-before 0 is not accepted"):
         ship_policies.main(ship_policies.Args(**late, medium_before=0))
+    # the length counts as much as the return: CFCQL's return exactly but 80 steps long (0 + 29.2 / 50.8 off the
+    # card) loses to 13.5 in 50.8 steps (0.74 / 12.76 + 0)
+    evals = [(0.0, 3.0), (0.0, 8.0), (0.0, 12.76, 80.0), (0.1, 13.5, 50.8), (0.5, 16.0), (0.9, 19.0), (1.0, 20.0)]
+    fake_run(tmp_path / "lengths", evals, set(range(7)))
+    manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), **ship))
+    assert manifest["medium"]["t_env"] == 3000
+    assert manifest["cfcql_medium_card"] == {"return": 12.76, "episode_length": 50.8}
+    # an expert named by its env steps; a snapshot without weights or a scripted expert beside it is refused
+    manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), expert_t_env=5000, **ship))
+    assert (manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == (5000, 3000)
+    with pytest.raises(InputError, match="--expert-t-env 6000 is not accepted; .* e.g. 2000, 4000, 5000"):
+        ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "carried"), expert_t_env=6000, **ship))
+    with pytest.raises(InputError, match="not accepted together"):
+        ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "full"), expert_t_env=50, expert_scripted="kite"))
 
 
 @pytest.mark.slow

@@ -4,11 +4,12 @@
 CFCQL's recipe (docs/smac_datasets.md) names three kinds of behaviour policy; from the
 snapshots tools/qmix_smac.py saved, this tool picks:
   * expert: the snapshot with the best greedy win rate (ties: return) over --eval-episodes
-    battles, among the --candidates snapshots with the best test win rates during training;
+    battles, among the --candidates snapshots with the best test win rates during training
+    (or the one --expert-t-env names);
   * medium: the snapshot before the expert (or before --medium-before env steps) whose greedy
-    return over --eval-episodes battles is closest to CFCQL's medium return mean for the map
-    (OG-MARL's card), with a win rate below the expert's (where the run never wins: a return
-    below the expert's);
+    return and episode length over --eval-episodes battles are closest to CFCQL's medium card for
+    the map (OG-MARL's; the sum of the two relative differences), with a win rate below the
+    expert's (where the run never wins: a return below the expert's);
   * replay: the snapshots that played the last N training episodes before the medium one
     (N = 5000; 1976 on 2s3z, as CFCQL's files), each with the number of episodes it played and
     its mean ε, merged into at most --max-replay-checkpoints (each keeps the earliest weights of
@@ -41,6 +42,9 @@ class Args:
     """a tools/qmix_smac.py run directory (runs/qmix/<map>_seed<seed>): medium and replay come from it"""
     expert_run_dir: str | None = None
     """another run of the same map to take the expert from (default: --run-dir)"""
+    expert_t_env: int | None = None
+    """take the expert from the snapshot at this many env steps instead of the best candidate (e.g. one that wins
+    as often as the best, within the evaluation's noise, in episodes nearer CFCQL's length); evaluated all the same"""
     expert_scripted: str | None = None
     """ship a scripted team of envs.smac (e.g. kite on 3s_vs_5z) as the expert, where QMIX never learned to win"""
     expert_epsilon: float = 0.0
@@ -134,6 +138,8 @@ def main(args: Args) -> dict:
         raise InputError(
             f"--expert-epsilon {args.expert_epsilon} is not accepted; accepted: 0 <= ε < 1, with --expert-scripted"
         )
+    if args.expert_t_env is not None and args.expert_scripted:
+        raise InputError("--expert-t-env and --expert-scripted are not accepted together; accepted: one of them")
     if args.medium_before is not None and args.medium_before <= 0:
         raise InputError(
             f"--medium-before {args.medium_before} is not accepted; accepted: a positive number of env steps"
@@ -154,6 +160,15 @@ def main(args: Args) -> dict:
             **({"rollout_epsilon": args.expert_epsilon} if args.expert_epsilon else {}),
         }
         evaluate(expert, map_name, args.eval_episodes, variety)
+    elif args.expert_t_env is not None:
+        pinned = [r for r in expert_rows if r["t_env"] == args.expert_t_env and r["weights"]]
+        if not pinned:
+            raise InputError(
+                f"--expert-t-env {args.expert_t_env} is not accepted; accepted: the env steps of a snapshot with "
+                f"weights in the run, e.g. {', '.join([str(r['t_env']) for r in expert_rows if r['weights']][-3:])}"
+            )
+        expert = pinned[0]
+        evaluate(expert, map_name, args.eval_episodes, variety)
     else:
         ranked = sorted(
             [r for r in expert_rows if r["weights"]], key=lambda r: (r["test_win_rate"], r["test_return"]), reverse=True
@@ -161,8 +176,13 @@ def main(args: Args) -> dict:
         expert = max(
             ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes, variety)["win_rate"], r["eval"]["return"])
         )
-    # medium: the snapshot whose return is nearest CFCQL's medium return, before the expert (same run) and below it
-    target = CFCQL_CARDS[(map_name, "medium")][0]
+    # medium: the snapshot whose return and length are nearest CFCQL's medium card, before the expert (same run)
+    # and below it
+    target, _, target_length = CFCQL_CARDS[(map_name, "medium")]
+
+    def off_card(mean_return: float, length: float) -> float:
+        return abs(mean_return - target) / target + abs(length - target_length) / target_length
+
     limit = (
         args.medium_before
         if args.medium_before is not None
@@ -171,7 +191,7 @@ def main(args: Args) -> dict:
         else float("inf")
     )
     before = [r for r in rows if 0 < r["t_env"] < limit and r["weights"]]
-    near = sorted(before, key=lambda r: abs(r["test_return"] - target))[: args.candidates]
+    near = sorted(before, key=lambda r: off_card(r["test_return"], r["test_episode_length"]))[: args.candidates]
     for r in near:
         evaluate(r, map_name, args.eval_episodes, variety)
     # below the expert: a lower win rate, or (where the run never wins) a lower return
@@ -180,7 +200,7 @@ def main(args: Args) -> dict:
     ]
     if not below:
         raise InputError(f"no snapshot before the expert (t_env {expert['t_env']}) plays below it; train longer")
-    medium = min(below, key=lambda r: abs(r["eval"]["return"] - target))
+    medium = min(below, key=lambda r: off_card(r["eval"]["return"], r["eval"]["episode_length"]))
     n_replay = cfcql_episodes(map_name, "medium_replay")
     replay = replay_window(rows, rows.index(medium), n_replay, args.max_replay_checkpoints)
     missing = [item["row"]["path"] for item in replay if not item["row"]["weights"]]
@@ -212,7 +232,7 @@ def main(args: Args) -> dict:
         "trainer_args": trainer_args,
         "ship_args": {k: v for k, v in asdict(args).items() if k != "policy_dir"},
         "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
-        "cfcql_medium_return": target,
+        "cfcql_medium_card": {"return": target, "episode_length": target_length},
         "eval_episodes": args.eval_episodes,
         "expert": describe(expert, "expert.pt")
         if "path" in expert
@@ -235,7 +255,8 @@ def main(args: Args) -> dict:
         f"{map_name}: expert t_env {expert['t_env']} win {expert['eval']['win_rate']:.3f} return "
         f"{expert['eval']['return']:.2f}; "
         f"medium t_env {medium['t_env']} win {medium['eval']['win_rate']:.3f} return {medium['eval']['return']:.2f} "
-        f"(CFCQL {target}); replay {len(entries)} checkpoints, {manifest['replay_episodes']} episodes -> {out_dir}"
+        f"length {medium['eval']['episode_length']:.1f} (CFCQL {target}, {target_length}); "
+        f"replay {len(entries)} checkpoints, {manifest['replay_episodes']} episodes -> {out_dir}"
     )
     return manifest
 
