@@ -175,7 +175,7 @@ class Args:
 # actions the data never takes above its own, a CQL weight of 1 holds them down (each measured over seeds).
 PRESET_DEFAULTS = {"num_updates": 500, "bc_updates": 500, "batch_size": 256, "cql_alpha": 0.1}
 PRESETS: dict[tuple[str, str], dict] = {
-    ("3s_vs_5z", "expert"): {"bc_updates": 4000, "batch_size": 1024, "cql_alpha": 1.0},
+    ("3s_vs_5z", "expert"): {"bc_updates": 2000, "batch_size": 1024, "cql_alpha": 1.0},
     ("3s_vs_5z", "mixed"): {"bc_updates": 2000, "batch_size": 1024},
     ("5m_vs_6m", "expert"): {"batch_size": 1024},
     ("5m_vs_6m", "mixed"): {"cql_alpha": 1.0},
