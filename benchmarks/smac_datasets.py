@@ -206,10 +206,10 @@ def main(args: Args) -> None:
         )
     lines += [
         "",
-        "## Behaviour policies (greedy unless an ε is given, 320 battles never used in training)",
+        "## Behaviour policies (greedy unless an ε is given, on fresh battles never used in training)",
         "",
-        "| map | policy | run | env steps | win rate | return | mean length |",
-        "|---|---|---|---|---|---|---|",
+        "| map | policy | run | env steps | battles | win rate | return | mean length |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for map_name, m in manifests.items():
         for name in ("medium", "expert"):
@@ -219,8 +219,8 @@ def main(args: Args) -> None:
                 run += f" (ε = {m[name]['rollout_epsilon']})"
             steps = "—" if m[name]["t_env"] is None else f"{m[name]['t_env']:,}"
             lines.append(
-                f"| {map_name} | {name} | {run} | {steps} | {e['win_rate']:.3f} | {e['return']:.2f} | "
-                f"{e['episode_length']:.1f} |"
+                f"| {map_name} | {name} | {run} | {steps} | {e['episodes']} | {e['win_rate']:.3f} | "
+                f"{e['return']:.2f} | {e['episode_length']:.1f} |"
             )
     lines += [
         "",

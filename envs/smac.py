@@ -28,7 +28,7 @@ Choices where SMAC cannot be known without StarCraft II ([design] in SMAC.md):
   * spawns: a deterministic square grid around the map's point (SMAClite), spacing 2·r_max + 0.05,
     or packed (variety);
   * collisions: one pairwise push-apart per loop (SMAX; with variety, each pair shares the push in random
-    per-loop shares), then centres kept in pathable cells;
+    per-loop shares within ±10 % of even), then centres kept in pathable cells;
   * randomness: a counter-based hash of (battle seed, episode, loop, unit), so battle b's
     trajectory depends on its own seed only, never on how many battles run beside it.
 """
@@ -97,8 +97,11 @@ UNITS = {
 }  # fmt: skip
 MISSILE_SPEED = 1.25  # map units per game loop (20 per second): an approximation, see docs/smac_simulator.md
 RANGE_SLOP = 1.0  # an attack under way continues while its target stays within range + slop (CWeapon default)
+# with variety, a colliding pair's shares of the push are 1/2 ± this at most (per loop, from the update order): wider
+# spreads (shares anywhere in (0, 1)) make a melee so erratic that QMIX no longer learns 2s3z (docs/smac_simulator.md)
+PUSH_SHARE_SPREAD = 0.1
 RESET_LOOPS = 2  # SMAC's reset steps the game twice after the units appear before the first observation
-RULES_REVISION = 2  # raised whenever a rule change alters what battles play: dataset caches of another are rebuilt
+RULES_REVISION = 3  # raised whenever a rule change alters what battles play: dataset caches of another are rebuilt
 
 
 def _band_grid(y_low: int, y_high: int) -> np.ndarray:
@@ -145,6 +148,7 @@ MAPS = {
         "band",
         2,
         TEAM_FACING,
+        variety=True,
     ),
     "3s_vs_5z": MapSpec(
         ("stalker",) * 3, ("zealot",) * 5, 250, "P", "P", (9, 16), (23, 16), "open", facing=TEAM_FACING, variety=True
@@ -578,12 +582,12 @@ class SMACBatch:
 
         # collisions (positions as at the start of the loop): overlapping living units move apart. Without variety
         # each moves half the overlap; with it, who gives way is drawn anew each loop: every unit draws a weight w
-        # from this loop's update order and a pair's overlap is shared w_u : w_v (random per-pair shares, the
-        # vectorised stand-in for SC2's sequential update, docs/smac_simulator.md)
+        # from this loop's update order and u moves 1/2 + PUSH_SHARE_SPREAD (w_u − w_v) of the pair's overlap
+        # (random per-pair shares, the vectorised stand-in for SC2's sequential update, docs/smac_simulator.md)
         overlap = np.maximum(self.contact - dist, 0.0) * (alive[:, :, None] & alive[:, None, :])
         if self.variety:
             give_way = ((order >> np.uint64(40)).astype(FLOAT) + 1) / FLOAT(2**24)  # uniform in (0, 1], exact
-            overlap *= give_way[:, :, None] / (give_way[:, :, None] + give_way[:, None, :])
+            overlap *= 0.5 + PUSH_SHARE_SPREAD * (give_way[:, :, None] - give_way[:, None, :])
         else:
             overlap *= 0.5
         push = overlap / np.maximum(dist, 1e-9)

@@ -112,13 +112,17 @@ def test_env_info_feature_names_and_public_attributes(map_name):
 
 
 def test_a_won_battle_through_smacs_interface():
-    """step's info and get_stats over one clean 2s3z win (focus fire): every enemy dead, the return 20."""
-    env = StarCraft2Env("2s3z", seed=0)
-    env.reset()
-    rng, total, terminated = np.random.default_rng(0), 0.0, False
-    while not terminated:
-        reward, terminated, info = env.step(scripted_actions(env._battle, "focus-fire", rng)[0])
-        total += reward
+    """step's info and get_stats over one clean 2s3z win (focus fire, on the first of a few seeds where it wins:
+    with the variety rules it wins about three battles in four): every enemy dead, the return 20."""
+    for seed in range(8):
+        env = StarCraft2Env("2s3z", seed=seed)
+        env.reset()
+        rng, total, terminated = np.random.default_rng(0), 0.0, False
+        while not terminated:
+            reward, terminated, info = env.step(scripted_actions(env._battle, "focus-fire", rng)[0])
+            total += reward
+        if info["battle_won"]:
+            break
     assert info["battle_won"] and info["dead_enemies"] == 5 and 0 <= info["dead_allies"] < 5
     assert total == pytest.approx(20.0, abs=1e-4)
     assert env.get_stats() == {
@@ -287,7 +291,7 @@ def test_layout_and_the_2s3z_unit_type_quirk():
 
 
 def test_reward_of_a_clean_win_sums_to_20_and_random_play_loses():
-    won, returns, _ = play_scripted("2s3z", "focus-fire", 32, seed=0)
+    won, returns, _ = play_scripted("2s3z", "focus-fire", 32, seed=0, variety=False)
     assert won.mean() > 0.9
     assert np.allclose(returns[won], 20.0, atol=1e-4)  # all damage + 10 per kill + 200, scaled by 1020 / 20
     for map_name in MAPS:
@@ -429,7 +433,7 @@ def test_pettingzoo_whole_episodes_are_deterministic():
 
 
 def test_pettingzoo_ends_a_win_by_termination_a_timeout_by_truncation_and_stop_replaces_the_unavailable():
-    env = SMACParallelEnv("2s3z", seed=0)
+    env = SMACParallelEnv("2s3z", seed=1)  # a battle that focus fire wins (with the variety rules, 3 in 4 do)
     env.reset()
     rng, total = np.random.default_rng(0), 0.0
     while env.agents:
@@ -638,7 +642,8 @@ def test_an_ai_unit_holds_through_its_backswing_an_agent_order_ends_it():
 
 def test_two_overlapping_units_share_the_push_in_random_per_pair_shares():
     """Two stopped marines 0.3 apart (separation 0.375 each) end exactly 0.75 apart, each moving away from the
-    other; the share each takes of the 0.45 is drawn per loop and battle: spread over (0, 1), even on average."""
+    other; the share each takes of the 0.45 is drawn per loop and battle: within 1/2 ± PUSH_SHARE_SPREAD (0.1),
+    spread across that range, even on average."""
     shares = []
     for seed in range(64):
         b = battle("5m_vs_6m", keep_allies=(0, 1), keep_enemies=(), variety=True, seed=seed)
@@ -650,8 +655,8 @@ def test_two_overlapping_units_share_the_push_in_random_per_pair_shares():
         np.testing.assert_allclose(left + right, 0.45, atol=1e-5)
         np.testing.assert_allclose(b.y[0, :2], 16, atol=1e-6)
         shares.append(left / 0.45)
-    assert min(shares) < 0.2 and max(shares) > 0.8
-    assert 0.4 <= np.mean(shares) <= 0.6
+    assert 0.4 < min(shares) < 0.45 and 0.55 < max(shares) < 0.6
+    assert 0.47 <= np.mean(shares) <= 0.53
 
 
 def test_of_two_marines_that_would_kill_each_other_in_one_loop_the_one_updated_first_fires():

@@ -563,9 +563,10 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     late = dict(run_dir=str(tmp_path / "late"), expert_run_dir=str(tmp_path / "full"), **ship)
     assert ship_policies.main(ship_policies.Args(**late))["medium"]["t_env"] == 5000
     # the manifest names the simulator's rules the run trained with (default: the map's)
-    assert manifest["variety"] is False
-    fake_run(tmp_path / "varied", evals, set(range(7)), variety=True)
-    assert ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "varied"), **ship))["variety"] is True
+    assert manifest["variety"] is MAPS["2s3z"].variety
+    fake_run(tmp_path / "varied", evals, set(range(7)), variety=not MAPS["2s3z"].variety)
+    varied = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "varied"), **ship))
+    assert varied["variety"] is not MAPS["2s3z"].variety
     assert ship_policies.main(ship_policies.Args(**late, medium_before=3000))["medium"]["t_env"] == 2000
     with pytest.raises(InputError, match="--medium-before 0 is not accepted"):
         ship_policies.main(ship_policies.Args(**late, medium_before=0))

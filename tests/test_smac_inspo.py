@@ -42,12 +42,12 @@ TINY = dict(
 
 
 def write_scripted_file(path: str) -> str:
-    """24 episodes of 2s3z played by the attack-nearest team, in CFCQL's h5 layout. The team
-    never stops and never moves north, south or west (actions 1, 2, 3, 5)."""
+    """24 episodes of 2s3z played by the attack-nearest team without the variety rules (with them, a unit
+    sometimes walks south toward its target), in CFCQL's h5 layout. The team never stops and never moves
+    north, south or west (actions 1, 2, 3, 5)."""
     writer = H5Writer(path, 24, map_sizes("2s3z"))
-    out = rollout(
-        SMACBatch("2s3z", 24, seed=11, auto_reset=False), None, 0.0, np.random.default_rng(0), scripted="attack-nearest"
-    )
+    battles = SMACBatch("2s3z", 24, seed=11, auto_reset=False, variety=False)
+    out = rollout(battles, None, 0.0, np.random.default_rng(0), scripted="attack-nearest")
     writer.write({k: v for k, v in out.items() if k not in ("won", "timeout", "length")})
     writer.close()
     actions = load_h5(path, "2s3z")["actions"]
