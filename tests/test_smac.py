@@ -112,17 +112,14 @@ def test_env_info_feature_names_and_public_attributes(map_name):
 
 
 def test_a_won_battle_through_smacs_interface():
-    """step's info and get_stats over one clean 2s3z win (focus fire, on the first of a few seeds where it wins:
-    with the variety rules it wins about three battles in four): every enemy dead, the return 20."""
-    for seed in range(8):
-        env = StarCraft2Env("2s3z", seed=seed)
-        env.reset()
-        rng, total, terminated = np.random.default_rng(0), 0.0, False
-        while not terminated:
-            reward, terminated, info = env.step(scripted_actions(env._battle, "focus-fire", rng)[0])
-            total += reward
-        if info["battle_won"]:
-            break
+    """step's info and get_stats over one clean 2s3z win (focus fire, on a battle seed where it wins: with the
+    variety rules it wins about three battles in four): every enemy dead, the return 20."""
+    env = StarCraft2Env("2s3z", seed=1)
+    env.reset()
+    rng, total, terminated = np.random.default_rng(0), 0.0, False
+    while not terminated:
+        reward, terminated, info = env.step(scripted_actions(env._battle, "focus-fire", rng)[0])
+        total += reward
     assert info["battle_won"] and info["dead_enemies"] == 5 and 0 <= info["dead_allies"] < 5
     assert total == pytest.approx(20.0, abs=1e-4)
     assert env.get_stats() == {
