@@ -450,6 +450,34 @@ def test_qmix_learns_on_2s3z(tmp_path):
     assert history[-1]["test_return"] > history[0]["test_return"] + 1.0, history
 
 
+@pytest.mark.parametrize("bootstrap_timeouts", [True, False])
+def test_qmix_buffer_bootstraps_through_a_timeout_only_when_told(bootstrap_timeouts):
+    """Three hand-built episodes: a win at step 2, a defeat at step 4, a timeout at the limit. A win and a
+    defeat end the value; a timeout does too with --no-bootstrap-timeouts, and is a truncation otherwise."""
+    battles = SMACBatch("5m_vs_6m", 3, seed=0)
+    T, nA = battles.episode_limit + 1, battles.n_agents
+    length = np.array([3, 5, T - 1])
+    terminated = np.zeros((3, T), np.uint8)
+    terminated[np.arange(3), length - 1] = 1
+    episodes = {
+        "state": np.zeros((3, T, battles.state_dim), np.float32),
+        "obs": np.zeros((3, T, nA, battles.obs_dim), np.float32),
+        "actions": np.zeros((3, T, nA), np.int64),
+        "avail_actions": np.ones((3, T, nA, battles.n_actions), np.int32),
+        "reward": np.ones((3, T), np.float32),
+        "terminated": terminated,
+        "filled": (np.arange(T) <= length[:, None]).astype(np.int64),
+        "won": np.array([True, False, False]),
+        "timeout": np.array([False, False, True]),
+        "length": length,
+    }
+    buffer = qmix_smac.ReplayBuffer(8, battles, bootstrap_timeouts)
+    buffer.add(episodes)
+    terminal = buffer.data["terminal"][:3]
+    assert terminal[0, 2] == 1 and terminal[1, 4] == 1 and terminal[:2].sum() == 2
+    assert terminal[2].sum() == (0 if bootstrap_timeouts else 1) and terminal[2, T - 2] == (not bootstrap_timeouts)
+
+
 # a few thousand env steps with a checkpoint every 1500: what the resume tests run
 SMALL_RUN = ["--n-envs", "8", "--batch-episodes", "8", "--buffer-episodes", "64", "--test-episodes", "8",
              "--snapshot-interval", "1000", "--checkpoint-interval", "1500"]  # fmt: skip

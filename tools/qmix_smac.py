@@ -8,7 +8,8 @@ the medium, expert and medium-replay datasets from the checkpoints it leaves:
     weights shared by all agents (envs.smac_data.QMIXAgent);
   * the QMIX mixer: monotonic mixing of the agents' chosen Q values by hypernetworks of the state;
   * targets: TD(λ) returns of the target mixer, double Q (the online agent picks the next
-    action, the target agent values it); a timeout bootstraps, a win or a defeat does not;
+    action, the target agent values it); a win or a defeat does not bootstrap, a timeout does
+    (PyMARL) unless --no-bootstrap-timeouts;
   * ε-greedy over the available actions with a linear anneal; a hard target update every
     --target-update-episodes episodes; Adam, gradient norm clipped;
   * rollouts: --n-envs battles stepped together, one episode each (PyMARL's parallel runner),
@@ -86,6 +87,11 @@ class Args:
     """copy the online networks into the targets every this many episodes"""
     grad_clip: float = 10.0
     """maximum gradient norm"""
+    bootstrap_timeouts: bool = True
+    """bootstrap the TD targets through a timeout (PyMARL). With --no-bootstrap-timeouts a timeout ends the
+    episode's value: where the enemy stops at the allies' spawn, a team that walks out of its reach keeps the
+    value of fighting on forever, and 5m_vs_6m and 6h_vs_8z runs on the variety rules learn to flee (see
+    docs/smac_datasets.md)"""
     rnn_hidden: int = 64
     """width of the agent's layers and GRU"""
     mixing_embed: int = 32
@@ -176,23 +182,26 @@ class ReplayBuffer:
 
     KEYS = ("state", "obs", "actions", "avail_actions", "reward", "terminal", "filled")
 
-    def __init__(self, capacity: int, battles: SMACBatch):
+    def __init__(self, capacity: int, battles: SMACBatch, bootstrap_timeouts: bool = True):
         T, nA = battles.episode_limit + 1, battles.n_agents
         self.capacity, self.size, self.next = capacity, 0, 0
+        self.bootstrap_timeouts = bootstrap_timeouts
         self.data = {
             "state": np.zeros((capacity, T, battles.state_dim), np.float32),
             "obs": np.zeros((capacity, T, nA, battles.obs_dim), np.float32),
             "actions": np.zeros((capacity, T, nA), np.int64),
             "avail_actions": np.zeros((capacity, T, nA, battles.n_actions), np.int32),
             "reward": np.zeros((capacity, T), np.float32),
-            "terminal": np.zeros((capacity, T), np.float32),  # a win or a defeat: no bootstrap
+            "terminal": np.zeros((capacity, T), np.float32),  # no bootstrap: a win, a defeat (a timeout, if told)
             "filled": np.zeros((capacity, T), np.float32),
         }
 
     def add(self, episodes: dict) -> None:
         n = len(episodes["length"])
         slots = (self.next + np.arange(n)) % self.capacity
-        terminal = episodes["terminated"] * ~episodes["timeout"][:, None]  # a timeout is a truncation
+        terminal = episodes["terminated"].astype(np.float32)
+        if self.bootstrap_timeouts:  # PyMARL: a timeout is a truncation
+            terminal *= ~episodes["timeout"][:, None]
         for key in self.KEYS:
             self.data[key][slots] = terminal if key == "terminal" else episodes[key]
         self.next = int((self.next + n) % self.capacity)
@@ -351,7 +360,7 @@ def main(args: Args) -> dict:
     target_mixer.load_state_dict(mixer.state_dict())
     params = list(agent.parameters()) + list(mixer.parameters())
     optimiser = torch.optim.Adam(params, lr=args.learning_rate)
-    buffer = ReplayBuffer(args.buffer_episodes, battles)
+    buffer = ReplayBuffer(args.buffer_episodes, battles, args.bootstrap_timeouts)
     t_env = episodes = updates = last_target_update = 0
     next_snapshot, next_checkpoint, history = 0, args.checkpoint_interval, []
     since_snapshot = {"episodes": 0, "epsilon_sum": 0.0}
