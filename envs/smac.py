@@ -153,7 +153,9 @@ MAPS = {
     "3s_vs_5z": MapSpec(
         ("stalker",) * 3, ("zealot",) * 5, 250, "P", "P", (9, 16), (23, 16), "open", facing=TEAM_FACING, variety=True
     ),
-    "5m_vs_6m": MapSpec(("marine",) * 5, ("marine",) * 6, 70, "T", "T", (9, 16), (23, 16), "band", facing=TEAM_FACING),
+    "5m_vs_6m": MapSpec(
+        ("marine",) * 5, ("marine",) * 6, 70, "T", "T", (9, 16), (23, 16), "band", facing=TEAM_FACING, variety=True
+    ),
     "6h_vs_8z": MapSpec(
         ("hydralisk",) * 6, ("zealot",) * 8, 150, "Z", "P", (14.5998, 9.49), (14.41, 16.7597), "octagon"
     ),

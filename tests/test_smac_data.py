@@ -612,6 +612,14 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
         ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "carried"), expert_t_env=6000, **ship))
     with pytest.raises(InputError, match="not accepted together"):
         ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "full"), expert_t_env=50, expert_scripted="kite"))
+    # a medium named by its env steps (not the one nearest the card); one at or after the expert is refused
+    manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), medium_t_env=2000, **ship))
+    assert (manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == (6000, 2000)
+    assert [r["file"] for r in manifest["replay"]] == ["replay_0000000000.pt", "replay_0000001000.pt"]
+    with pytest.raises(InputError, match="--medium-t-env 6000 is not accepted; .* e.g. 3000, 4000, 5000"):
+        ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), medium_t_env=6000, **ship))
+    with pytest.raises(InputError, match="not accepted together"):
+        ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), medium_t_env=2000, medium_before=3000))
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ snapshots tools/qmix_smac.py saved, this tool picks:
   * medium: the snapshot before the expert (or before --medium-before env steps) whose greedy
     return and episode length over --eval-episodes battles are closest to CFCQL's medium card for
     the map (OG-MARL's; the sum of the two relative differences), with a win rate below the
-    expert's (where the run never wins: a return below the expert's);
+    expert's (where the run never wins: a return below the expert's), or the one --medium-t-env names;
   * replay: the snapshots that played the last N training episodes before the medium one
     (N = 5000; 1976 on 2s3z, as CFCQL's files), each with the number of episodes it played and
     its mean ε, merged into at most --max-replay-checkpoints (each keeps the earliest weights of
@@ -57,6 +57,10 @@ class Args:
     medium_before: int | None = None
     """take the medium from --run-dir's snapshots before this many env steps (default: before the expert, when it is
     of the same run; all of them with --expert-run-dir or --expert-scripted)"""
+    medium_t_env: int | None = None
+    """take the medium from the snapshot at this many env steps instead of the one nearest CFCQL's card among the
+    --candidates (e.g. one as near the card, whose medium-replay window plays nearer the card's medium-replay
+    return); evaluated all the same, and it must play below the expert"""
     max_replay_checkpoints: int = 20
     """merge the replay snapshots into at most this many"""
     policy_dir: str = POLICY_DIR
@@ -144,6 +148,8 @@ def main(args: Args) -> dict:
         raise InputError(
             f"--medium-before {args.medium_before} is not accepted; accepted: a positive number of env steps"
         )
+    if args.medium_t_env is not None and args.medium_before is not None:
+        raise InputError("--medium-t-env and --medium-before are not accepted together; accepted: one of them")
     rows = snapshots(args.run_dir)
     map_name = rows[0]["map"]
     expert_rows = snapshots(args.expert_run_dir) if args.expert_run_dir else rows
@@ -192,6 +198,13 @@ def main(args: Args) -> dict:
     )
     before = [r for r in rows if 0 < r["t_env"] < limit and r["weights"]]
     near = sorted(before, key=lambda r: off_card(r["test_return"], r["test_episode_length"]))[: args.candidates]
+    if args.medium_t_env is not None:
+        near = [r for r in before if r["t_env"] == args.medium_t_env]
+        if not near:
+            raise InputError(
+                f"--medium-t-env {args.medium_t_env} is not accepted; accepted: the env steps of a snapshot with "
+                f"weights before the expert, e.g. {', '.join(str(r['t_env']) for r in before[-3:])}"
+            )
     for r in near:
         evaluate(r, map_name, args.eval_episodes, variety)
     # below the expert: a lower win rate, or (where the run never wins) a lower return
