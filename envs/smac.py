@@ -157,7 +157,15 @@ MAPS = {
         ("marine",) * 5, ("marine",) * 6, 70, "T", "T", (9, 16), (23, 16), "band", facing=TEAM_FACING, variety=True
     ),
     "6h_vs_8z": MapSpec(
-        ("hydralisk",) * 6, ("zealot",) * 8, 150, "Z", "P", (14.5998, 9.49), (14.41, 16.7597), "octagon"
+        ("hydralisk",) * 6,
+        ("zealot",) * 8,
+        150,
+        "Z",
+        "P",
+        (14.5998, 9.49),
+        (14.41, 16.7597),
+        "octagon",
+        variety=True,
     ),
 }
 PATHING = {"band": _band_grid(8, 24), "open": np.ones((MAP_SIZE, MAP_SIZE), dtype=bool), "octagon": _octagon_grid()}

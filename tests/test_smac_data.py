@@ -586,6 +586,9 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
         ship_policies.Args(run_dir=str(tmp_path / "carried"), expert_run_dir=str(tmp_path / "full"), **ship)
     )
     assert (manifest["expert_run"], manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == ("full", 6000, 2000)
+    assert manifest["expert_trainer_args"] == {"map": "2s3z", "variety": None}  # each policy with its run's args
+    with open(tmp_path / "policies" / "2s3z" / "expert.json") as f:
+        assert json.load(f)["trainer_args"] == manifest["expert_trainer_args"]
     evals[5] = (0.0, 12.8)  # nearer CFCQL's 12.76 than snapshot 2's 11.0, after 3000 env steps
     fake_run(tmp_path / "late", evals, set(range(7)))
     late = dict(run_dir=str(tmp_path / "late"), expert_run_dir=str(tmp_path / "full"), **ship)
@@ -595,6 +598,8 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     fake_run(tmp_path / "varied", evals, set(range(7)), variety=not MAPS["2s3z"].variety)
     varied = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "varied"), **ship))
     assert varied["variety"] is not MAPS["2s3z"].variety
+    with pytest.raises(InputError, match="--expert-run-dir trained with variety=.*accepted: two runs on the same"):
+        ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "varied"), expert_run_dir=str(tmp_path / "full")))
     assert ship_policies.main(ship_policies.Args(**late, medium_before=3000))["medium"]["t_env"] == 2000
     with pytest.raises(InputError, match="--medium-before 0 is not accepted"):
         ship_policies.main(ship_policies.Args(**late, medium_before=0))

@@ -157,7 +157,18 @@ def main(args: Args) -> dict:
         raise InputError(f"--expert-run-dir is a run on {expert_rows[0]['map']}, --run-dir on {map_name}")
     with open(os.path.join(rows[0]["path"][:-3] + ".json")) as f:
         trainer_args = json.load(f)["args"]
-    variety = MAPS[map_name].variety if trainer_args.get("variety") is None else trainer_args["variety"]
+    with open(os.path.join(expert_rows[0]["path"][:-3] + ".json")) as f:
+        expert_trainer_args = json.load(f)["args"]
+
+    def trained_variety(run_args: dict) -> bool:
+        return MAPS[map_name].variety if run_args.get("variety") is None else run_args["variety"]
+
+    variety = trained_variety(trainer_args)
+    if trained_variety(expert_trainer_args) != variety:
+        raise InputError(
+            f"--expert-run-dir trained with variety={trained_variety(expert_trainer_args)}, --run-dir with "
+            f"variety={variety}; accepted: two runs on the same simulator rules"
+        )
     # expert: re-evaluate the best few snapshots of training, keep the best
     if args.expert_scripted:
         expert = {
@@ -256,10 +267,11 @@ def main(args: Args) -> dict:
         "curve": curve(rows),
     }
     if args.expert_run_dir:
+        manifest["expert_trainer_args"] = expert_trainer_args
         manifest["expert_curve"] = curve(expert_rows)
-    for name in ("expert", "medium"):
+    for name, run_args in (("expert", expert_trainer_args), ("medium", trainer_args)):
         with open(os.path.join(tmp, f"{name}.json"), "w") as f:
-            json.dump({**manifest[name], "map": map_name, "trainer_args": trainer_args}, f, indent=1)
+            json.dump({**manifest[name], "map": map_name, "trainer_args": run_args}, f, indent=1)
     with open(os.path.join(tmp, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     shutil.rmtree(out_dir, ignore_errors=True)
