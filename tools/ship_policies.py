@@ -155,10 +155,7 @@ def main(args: Args) -> dict:
     expert_rows = snapshots(args.expert_run_dir) if args.expert_run_dir else rows
     if expert_rows[0]["map"] != map_name:
         raise InputError(f"--expert-run-dir is a run on {expert_rows[0]['map']}, --run-dir on {map_name}")
-    with open(os.path.join(rows[0]["path"][:-3] + ".json")) as f:
-        trainer_args = json.load(f)["args"]
-    with open(os.path.join(expert_rows[0]["path"][:-3] + ".json")) as f:
-        expert_trainer_args = json.load(f)["args"]
+    trainer_args, expert_trainer_args = rows[0]["args"], expert_rows[0]["args"]  # from each run's first snapshot
 
     def trained_variety(run_args: dict) -> bool:
         return MAPS[map_name].variety if run_args.get("variety") is None else run_args["variety"]
@@ -208,8 +205,9 @@ def main(args: Args) -> dict:
         else float("inf")
     )
     before = [r for r in rows if 0 < r["t_env"] < limit and r["weights"]]
-    near = sorted(before, key=lambda r: off_card(r["test_return"], r["test_episode_length"]))[: args.candidates]
-    if args.medium_t_env is not None:
+    if args.medium_t_env is None:
+        near = sorted(before, key=lambda r: off_card(r["test_return"], r["test_episode_length"]))[: args.candidates]
+    else:
         near = [r for r in before if r["t_env"] == args.medium_t_env]
         if not near:
             raise InputError(
