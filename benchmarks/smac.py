@@ -380,11 +380,14 @@ def report(options: Options, groups: dict, total_runs: int, gpu_groups: dict | N
         "",
         "† made with one-step critic targets (`inspo_smac.py` before `--td-lambda`); these cells are rerun "
         "with the grid. The section *Critics* below covers the cells made with λ-return targets.",
-        "",
-        "‡ (here and in the tables below) measured on the datasets made before the simulator's variety rules "
-        "(docs/smac_simulator.md), with the defaults of then (auto-α from 0.1; 500 BC updates on 5m_vs_6m); "
-        "these are rerun with the grid.",
     ]
+    if any(data_mark(runs) for runs in groups.values()):
+        lines += [
+            "",
+            "‡ (here and in the tables below) measured on the datasets made before the simulator's variety rules "
+            "(docs/smac_simulator.md), with the defaults of then (auto-α from 0.1; 500 BC updates on 5m_vs_6m); "
+            "these are rerun with the grid.",
+        ]
     lines += [
         "",
         f"InSPO is better than BC (P(InSPO > BC)'s interval above 0.5) on {', '.join(better) or 'no cell'}, "
