@@ -532,12 +532,13 @@ def test_qmix_starts_from_init_agent_and_freezes_it(tmp_path):
 
 def fake_run(path, evals: list[tuple], weights: set[int], variety=None) -> None:
     """A run directory of 2s3z snapshots every 1000 env steps, 800 episodes apart, whose greedy evaluations
-    (win rate, return[, episode length: 50 unless given]) are written in (tools/ship_policies.py reads a
-    snapshot's "eval" instead of playing); only the snapshots in `weights` have weight files; `variety` as
-    tools/qmix_smac.py --variety."""
+    (win rate, return[, episode length: 50 unless given[, the return's sd]]) are written in
+    (tools/ship_policies.py reads a snapshot's "eval" instead of playing); only the snapshots in `weights` have
+    weight files; `variety` as tools/qmix_smac.py --variety."""
     os.makedirs(path / "snapshots")
-    for k, (win, ret, *length) in enumerate(evals):
-        length = length[0] if length else 50.0
+    for k, (win, ret, *rest) in enumerate(evals):
+        length = rest[0] if rest else 50.0
+        spread = {"return_std": rest[1]} if len(rest) > 1 else {}
         row = {
             "map": "2s3z",
             "t_env": 1000 * k,
@@ -551,7 +552,7 @@ def fake_run(path, evals: list[tuple], weights: set[int], variety=None) -> None:
             "mean_epsilon_since_previous": 0.05,
             "wall_time_s": k,
             "args": {"map": "2s3z", "variety": variety},
-            "eval": {"win_rate": win, "return": ret, "episode_length": length},
+            "eval": {"win_rate": win, "return": ret, "episode_length": length, **spread},
         }
         with open(path / "snapshots" / f"agent_{1000 * k:010d}.json", "w") as f:
             json.dump(row, f)
@@ -625,6 +626,21 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
         ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), medium_t_env=6000, **ship))
     with pytest.raises(InputError, match="not accepted together"):
         ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), medium_t_env=2000, medium_before=3000))
+    # the shipped expert kept (weights, evaluation, run) beside a medium and replay from another run, picked from
+    # all of that run's snapshots; the return's spread counts in factors of 2: 12.76 ± 0.5 (log2(3.32 / 0.5) = 2.7
+    # off) loses to 13.5 ± 3 (0.58 + 0.15)
+    evals = [(0.0, 3.0), (0.0, 8.0), (0.0, 12.76, 50.8, 0.5), (0.1, 13.5, 50.8, 3.0), (0.5, 16.0), (0.9, 19.0)]
+    fake_run(tmp_path / "spread", evals, set(range(6)))
+    expert = (tmp_path / "policies" / "2s3z" / "expert.pt").read_bytes()
+    manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "spread"), expert_shipped=True, **ship))
+    assert (manifest["expert_run"], manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == ("lengths", 6000, 3000)
+    assert (tmp_path / "policies" / "2s3z" / "expert.pt").read_bytes() == expert
+    assert manifest["source_run"] == "spread" and manifest["expert_curve"][-1]["t_env"] == 6000
+    for flags in ({"expert_t_env": 5000}, {"expert_run_dir": str(tmp_path / "full")}):
+        with pytest.raises(InputError, match="--expert-shipped are not accepted together"):
+            ship_policies.main(
+                ship_policies.Args(run_dir=str(tmp_path / "spread"), expert_shipped=True, **flags, **ship)
+            )
 
 
 @pytest.mark.slow

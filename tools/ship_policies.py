@@ -5,11 +5,12 @@ CFCQL's recipe (docs/smac_datasets.md) names three kinds of behaviour policy; fr
 snapshots tools/qmix_smac.py saved, this tool picks:
   * expert: the snapshot with the best greedy win rate (ties: return) over --eval-episodes
     battles, among the --candidates snapshots with the best test win rates during training
-    (or the one --expert-t-env names);
+    (or the one --expert-t-env names, or the expert already shipped, with --expert-shipped);
   * medium: the snapshot before the expert (or before --medium-before env steps) whose greedy
-    return and episode length over --eval-episodes battles are closest to CFCQL's medium card for
-    the map (OG-MARL's; the sum of the two relative differences), with a win rate below the
-    expert's (where the run never wins: a return below the expert's), or the one --medium-t-env names;
+    return, its spread and episode length over --eval-episodes battles are closest to CFCQL's medium
+    card for the map (OG-MARL's; each miss in units of the fidelity report's tolerance: 10 % of the
+    return, a factor 2 of its sd, 15 % of the length; summed), with a win rate below the expert's
+    (where the run never wins: a return below the expert's), or the one --medium-t-env names;
   * replay: the snapshots that played the last N training episodes before the medium one
     (N = 5000; 1976 on 2s3z, as CFCQL's files), each with the number of episodes it played and
     its mean ε, merged into at most --max-replay-checkpoints (each keeps the earliest weights of
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import sys
@@ -31,7 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from envs import InputError, run_cli  # noqa: E402
 from envs.smac import MAPS, SMACBatch  # noqa: E402
-from envs.smac_data import CFCQL_CARDS, POLICY_DIR, cfcql_episodes, load_agent, rollout  # noqa: E402
+from envs.smac_data import CFCQL_CARDS, POLICY_DIR, cfcql_episodes, load_agent, policy_manifest, rollout  # noqa: E402
 
 EVAL_SEED = 90_000_000  # battles never used by training, tests or datasets
 
@@ -45,6 +47,9 @@ class Args:
     expert_t_env: int | None = None
     """take the expert from the snapshot at this many env steps instead of the best candidate (e.g. one that wins
     as often as the best, within the evaluation's noise, in episodes nearer CFCQL's length); evaluated all the same"""
+    expert_shipped: bool = False
+    """keep the expert already shipped in --policy-dir (its weights, evaluation, training record and run) and pick a
+    new medium and replay from --run-dir beside it"""
     expert_scripted: str | None = None
     """ship a scripted team of envs.smac (e.g. kite on 3s_vs_5z) as the expert, where QMIX never learned to win"""
     expert_epsilon: float = 0.0
@@ -142,8 +147,18 @@ def main(args: Args) -> dict:
         raise InputError(
             f"--expert-epsilon {args.expert_epsilon} is not accepted; accepted: 0 <= ε < 1, with --expert-scripted"
         )
-    if args.expert_t_env is not None and args.expert_scripted:
-        raise InputError("--expert-t-env and --expert-scripted are not accepted together; accepted: one of them")
+    ways = [
+        flag
+        for flag, given in (
+            ("--expert-t-env", args.expert_t_env is not None),
+            ("--expert-scripted", args.expert_scripted is not None),
+            ("--expert-shipped", args.expert_shipped),
+        )
+        if given
+    ]
+    if len(ways) > 1 or (args.expert_run_dir and ways and ways != ["--expert-t-env"]):
+        given = (["--expert-run-dir"] if args.expert_run_dir else []) + ways
+        raise InputError(f"{' and '.join(given)} are not accepted together; accepted: one way to pick the expert")
     if args.medium_before is not None and args.medium_before <= 0:
         raise InputError(
             f"--medium-before {args.medium_before} is not accepted; accepted: a positive number of env steps"
@@ -167,7 +182,18 @@ def main(args: Args) -> dict:
             f"variety={variety}; accepted: two runs on the same simulator rules"
         )
     # expert: re-evaluate the best few snapshots of training, keep the best
-    if args.expert_scripted:
+    shipped = policy_manifest(map_name, args.policy_dir) if args.expert_shipped else None
+    if shipped is not None:
+        if shipped["variety"] != variety:
+            raise InputError(
+                f"the shipped {map_name} expert played with variety={shipped['variety']}, --run-dir with "
+                f"variety={variety}; accepted: a run on the same simulator rules"
+            )
+        expert = {k: v for k, v in shipped["expert"].items() if k != "file"}
+        if "scripted" not in expert:
+            expert["path"] = os.path.join(args.policy_dir, map_name, shipped["expert"]["file"])
+        expert_trainer_args = shipped.get("expert_trainer_args", shipped["trainer_args"])
+    elif args.expert_scripted:
         expert = {
             "scripted": args.expert_scripted,
             "t_env": None,
@@ -190,18 +216,22 @@ def main(args: Args) -> dict:
         expert = max(
             ranked, key=lambda r: (evaluate(r, map_name, args.eval_episodes, variety)["win_rate"], r["eval"]["return"])
         )
-    # medium: the snapshot whose return and length are nearest CFCQL's medium card, before the expert (same run)
+    # medium: the snapshot whose return, sd and length are nearest CFCQL's medium card, before the expert (same run)
     # and below it
-    target, _, target_length = CFCQL_CARDS[(map_name, "medium")]
+    target, target_sd, target_length = CFCQL_CARDS[(map_name, "medium")]
 
-    def off_card(mean_return: float, length: float) -> float:
-        return abs(mean_return - target) / target + abs(length - target_length) / target_length
+    def off_card(mean_return: float, length: float, sd: float | None = None) -> float:
+        """The misses in units of the fidelity report's tolerances (the sd's only where measured)."""
+        sd_miss = 0.0 if sd is None else abs(math.log2(max(sd, 1e-6) / target_sd))
+        return (
+            abs(mean_return - target) / (0.10 * target) + abs(length - target_length) / (0.15 * target_length) + sd_miss
+        )
 
     limit = (
         args.medium_before
         if args.medium_before is not None
         else expert["t_env"]
-        if expert_rows is rows and expert["t_env"] is not None
+        if expert_rows is rows and expert["t_env"] is not None and shipped is None
         else float("inf")
     )
     before = [r for r in rows if 0 < r["t_env"] < limit and r["weights"]]
@@ -222,7 +252,9 @@ def main(args: Args) -> dict:
     ]
     if not below:
         raise InputError(f"no snapshot before the expert (t_env {expert['t_env']}) plays below it; train longer")
-    medium = min(below, key=lambda r: off_card(r["eval"]["return"], r["eval"]["episode_length"]))
+    medium = min(
+        below, key=lambda r: off_card(r["eval"]["return"], r["eval"]["episode_length"], r["eval"].get("return_std"))
+    )
     n_replay = cfcql_episodes(map_name, "medium_replay")
     replay = replay_window(rows, rows.index(medium), n_replay, args.max_replay_checkpoints)
     missing = [item["row"]["path"] for item in replay if not item["row"]["weights"]]
@@ -248,7 +280,9 @@ def main(args: Args) -> dict:
         "map": map_name,
         "variety": variety,  # the simulator's rules the policies were trained and evaluated with
         "source_run": os.path.basename(os.path.normpath(args.run_dir)),
-        "expert_run": f"scripted {args.expert_scripted}"
+        "expert_run": shipped["expert_run"]
+        if shipped is not None
+        else f"scripted {args.expert_scripted}"
         if args.expert_scripted
         else os.path.basename(os.path.normpath(args.expert_run_dir or args.run_dir)),
         "trainer_args": trainer_args,
@@ -267,6 +301,9 @@ def main(args: Args) -> dict:
     if args.expert_run_dir:
         manifest["expert_trainer_args"] = expert_trainer_args
         manifest["expert_curve"] = curve(expert_rows)
+    elif shipped is not None:  # the shipped expert's record, as it was shipped
+        manifest["expert_trainer_args"] = expert_trainer_args
+        manifest["expert_curve"] = shipped.get("expert_curve", shipped["curve"])
     for name, run_args in (("expert", expert_trainer_args), ("medium", trainer_args)):
         with open(os.path.join(tmp, f"{name}.json"), "w") as f:
             json.dump({**manifest[name], "map": map_name, "trainer_args": run_args}, f, indent=1)
