@@ -363,6 +363,37 @@ def test_timeout_terminates_without_a_win():
         env.step([1] * 5)
 
 
+def test_the_enemy_attack_moves_to_the_allies_spawn_and_takes_the_nearest_ally_within_reach():
+    """§8: an enemy with nobody in reach walks at its speed toward the allies' spawn and waits there; it takes the
+    nearest living ally within max(5, weapon range + its radius) + the ally's radius (a zealot and a stalker: 5.625
+    between centres) or one attacking it from any distance, and keeps a target that attacks it."""
+    b = battle("3s_vs_5z", keep_allies=(0, 1), keep_enemies=(0,))
+    z = b.n_agents  # the zealot; allies 0 and 1 are stalkers
+    place(b, 0, 2.0, 2.0), place(b, 1, 2.0, 30.0), place(b, z, 16.0, 16.0)
+    b._game_loop()
+    assert b.target[0, z] == -1 and b.attack_point.tolist() == [9.0, 16.0]
+    assert (b.x[0, z], b.y[0, z]) == pytest.approx((16.0 - 2.25 / 16, 16.0))  # one loop's walk toward (9, 16)
+    place(b, z, 9.0, 16.0)
+    b._game_loop()
+    assert b.target[0, z] == -1 and (b.x[0, z], b.y[0, z]) == pytest.approx((9.0, 16.0))  # arrived: it waits
+    place(b, 0, 9.0 + 5.6, 16.0), place(b, 1, 9.0 - 5.65, 16.0)  # ally 0 within reach, ally 1 just beyond
+    b._game_loop()
+    assert b.target[0, z] == 0
+    place(b, z, 9.0, 16.0), place(b, 0, 9.0 + 5.6, 16.0), place(b, 1, 9.0, 16.0 + 3.0)
+    b.target[0, 0] = z  # ally 0 shoots the zealot: kept although ally 1 is nearer
+    b._game_loop()
+    assert b.target[0, z] == 0
+    place(b, z, 9.0, 16.0), place(b, 0, 9.0 + 5.6, 16.0), place(b, 1, 9.0, 16.0 + 3.0)
+    b.target[0, 0] = -1  # it stops: out of weapon range and not attacking, it is dropped for the nearest
+    b._game_loop()
+    assert b.target[0, z] == 1
+    b.target[0, z] = -1
+    place(b, z, 9.0, 16.0), place(b, 0, 9.0 + 8.0, 16.0), place(b, 1, 9.0, 16.0 + 20.0)
+    b.target[0, 1] = z  # nobody within reach, but ally 1 attacks it from 20 away
+    b._game_loop()
+    assert b.target[0, z] == 1
+
+
 def play(b: SMACBatch, policy: str, steps: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     trace = [b.reset()]
