@@ -301,9 +301,10 @@ def main(args: Args) -> dict:
     if args.expert_run_dir:
         manifest["expert_trainer_args"] = expert_trainer_args
         manifest["expert_curve"] = curve(expert_rows)
-    elif shipped is not None:  # the shipped expert's record, as it was shipped
+    elif shipped is not None:  # the shipped expert's record, as it was shipped (a scripted one has no run)
         manifest["expert_trainer_args"] = expert_trainer_args
-        manifest["expert_curve"] = shipped.get("expert_curve", shipped["curve"])
+        if "scripted" not in expert:
+            manifest["expert_curve"] = shipped.get("expert_curve", shipped["curve"])
     for name, run_args in (("expert", expert_trainer_args), ("medium", trainer_args)):
         with open(os.path.join(tmp, f"{name}.json"), "w") as f:
             json.dump({**manifest[name], "map": map_name, "trainer_args": run_args}, f, indent=1)
