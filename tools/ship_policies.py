@@ -181,7 +181,7 @@ def main(args: Args) -> dict:
             f"--expert-run-dir trained with variety={trained_variety(expert_trainer_args)}, --run-dir with "
             f"variety={variety}; accepted: two runs on the same simulator rules"
         )
-    # expert: re-evaluate the best few snapshots of training, keep the best
+    # expert: the one shipped, a scripted team, a named snapshot, or the best of the best few snapshots re-evaluated
     shipped = policy_manifest(map_name, args.policy_dir) if args.expert_shipped else None
     if shipped is not None:
         if shipped["variety"] != variety:
