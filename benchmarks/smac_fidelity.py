@@ -30,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from envs.smac import MAPS, SMACBatch, play_scripted  # noqa: E402
 from envs.smac_data import (  # noqa: E402
+    CARD_TOLERANCE,
     CFCQL_CARDS,
     DATASETS,
     POLICY_DIR,
@@ -201,6 +202,7 @@ def write_report(rows: list[dict], experts: dict, scripted: dict, out: str) -> N
         "CFCQL | length: ours / CFCQL | at the limit | generation s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    factor = CARD_TOLERANCE["sd_factor"]
     for r in rows:
         mean, sd, length = r["cfcql"]
         saco_ok = "" if r["dataset"] == "medium_replay" else (" ✓" if r["saco_distinct"] >= 0.90 else " ✗")
@@ -211,9 +213,9 @@ def write_report(rows: list[dict], experts: dict, scripted: dict, out: str) -> N
             f"{r['saco_distinct']:.3f} / {r['cfcql_saco_distinct']:.3f}{saco_ok} | "
             f"{'never' if part is None else part}{' ✓' if part is not None and part <= 3 else ' ✗'} | "
             f"{r['shared']:.1f} / {r['cfcql_shared']:.1f} | {r['return_mean']:.2f} / {mean:.2f} "
-            f"{within(r['return_mean'], mean, 0.10)} | {r['return_sd']:.2f} / {sd:.2f} "
-            f"{'✓' if sd / 2 <= r['return_sd'] <= 2 * sd else '✗'} | {r['length']:.1f} / {length:.1f} "
-            f"{within(r['length'], length, 0.15)} | {r['at_limit']:.0%} | {r['generation_s']:.0f}"
+            f"{within(r['return_mean'], mean, CARD_TOLERANCE['return'])} | {r['return_sd']:.2f} / {sd:.2f} "
+            f"{'✓' if sd / factor <= r['return_sd'] <= factor * sd else '✗'} | {r['length']:.1f} / {length:.1f} "
+            f"{within(r['length'], length, CARD_TOLERANCE['length'])} | {r['at_limit']:.0%} | {r['generation_s']:.0f}"
             f"{' ✓' if r['generation_s'] <= 120 else ' ✗'} |"
         )
     lines += [

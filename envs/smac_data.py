@@ -69,6 +69,9 @@ CFCQL_CARDS = {
     ("6h_vs_8z", "expert"): (19.01, 2.11, 45.6),
     ("6h_vs_8z", "mixed"): (17.81, 2.88, 43.5),
 }
+# how near a dataset's statistics must come to CFCQL's card (the fidelity report's targets): the return mean within
+# 10 %, its sd within a factor 2, the mean episode length within 15 %
+CARD_TOLERANCE = {"return": 0.10, "sd_factor": 2.0, "length": 0.15}
 
 
 def cfcql_episodes(map_name: str, name: str) -> int:

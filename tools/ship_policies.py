@@ -33,7 +33,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from envs import InputError, run_cli  # noqa: E402
 from envs.smac import MAPS, SMACBatch  # noqa: E402
-from envs.smac_data import CFCQL_CARDS, POLICY_DIR, cfcql_episodes, load_agent, policy_manifest, rollout  # noqa: E402
+from envs.smac_data import (  # noqa: E402
+    CARD_TOLERANCE,
+    CFCQL_CARDS,
+    POLICY_DIR,
+    cfcql_episodes,
+    load_agent,
+    policy_manifest,
+    rollout,
+)
 
 EVAL_SEED = 90_000_000  # battles never used by training, tests or datasets
 
@@ -222,9 +230,12 @@ def main(args: Args) -> dict:
 
     def off_card(mean_return: float, length: float, sd: float | None = None) -> float:
         """The misses in units of the fidelity report's tolerances (the sd's only where measured)."""
-        sd_miss = 0.0 if sd is None else abs(math.log2(max(sd, 1e-6) / target_sd))
+        tol = CARD_TOLERANCE
+        sd_miss = 0.0 if sd is None else abs(math.log(max(sd, 1e-6) / target_sd)) / math.log(tol["sd_factor"])
         return (
-            abs(mean_return - target) / (0.10 * target) + abs(length - target_length) / (0.15 * target_length) + sd_miss
+            abs(mean_return - target) / (tol["return"] * target)
+            + abs(length - target_length) / (tol["length"] * target_length)
+            + sd_miss
         )
 
     limit = (
