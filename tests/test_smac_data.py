@@ -610,7 +610,7 @@ def test_ship_policies_picks_from_the_weights_a_run_holds(tmp_path):
     fake_run(tmp_path / "lengths", evals, set(range(7)))
     manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), **ship))
     assert manifest["medium"]["t_env"] == 3000
-    assert manifest["cfcql_medium_card"] == {"return": 12.76, "episode_length": 50.8}
+    assert manifest["cfcql_medium_card"] == {"return": 12.76, "return_sd": 3.32, "episode_length": 50.8}
     # an expert named by its env steps; a snapshot without weights or a scripted expert beside it is refused
     manifest = ship_policies.main(ship_policies.Args(run_dir=str(tmp_path / "lengths"), expert_t_env=5000, **ship))
     assert (manifest["expert"]["t_env"], manifest["medium"]["t_env"]) == (5000, 3000)

@@ -299,7 +299,7 @@ def main(args: Args) -> dict:
         "trainer_args": trainer_args,
         "ship_args": {k: v for k, v in asdict(args).items() if k != "policy_dir"},
         "selection": __doc__.split("this tool picks:")[1].split("It writes")[0].strip(),
-        "cfcql_medium_card": {"return": target, "episode_length": target_length},
+        "cfcql_medium_card": {"return": target, "return_sd": target_sd, "episode_length": target_length},
         "eval_episodes": args.eval_episodes,
         "expert": describe(expert, "expert.pt")
         if "path" in expert
