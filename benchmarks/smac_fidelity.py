@@ -30,11 +30,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from envs.smac import MAPS, SMACBatch, play_scripted  # noqa: E402
 from envs.smac_data import (  # noqa: E402
-    CARD_TOLERANCE,
     CFCQL_CARDS,
     DATASETS,
     POLICY_DIR,
     _read,
+    card_misses,
     load_agent,
     load_or_make,
     policy_manifest,
@@ -181,8 +181,8 @@ def expert_win_rate(map_name: str) -> tuple[float, float, float]:
     return episodes["won"].mean(), episodes["reward"].sum(1).mean(), episodes["length"].mean()
 
 
-def within(ours: float, theirs: float, tolerance: float) -> str:
-    return "✓" if abs(ours - theirs) <= tolerance * abs(theirs) else "✗"
+def mark(miss: float) -> str:
+    return "✓" if miss <= 1 else "✗"
 
 
 def write_report(rows: list[dict], experts: dict, scripted: dict, out: str) -> None:
@@ -202,9 +202,9 @@ def write_report(rows: list[dict], experts: dict, scripted: dict, out: str) -> N
         "CFCQL | length: ours / CFCQL | at the limit | generation s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    factor = CARD_TOLERANCE["sd_factor"]
     for r in rows:
         mean, sd, length = r["cfcql"]
+        miss = card_misses(r["cfcql"], r["return_mean"], r["length"], r["return_sd"])
         saco_ok = "" if r["dataset"] == "medium_replay" else (" ✓" if r["saco_distinct"] >= 0.90 else " ✗")
         part = r["first_obs_parting"]
         lines.append(
@@ -213,9 +213,8 @@ def write_report(rows: list[dict], experts: dict, scripted: dict, out: str) -> N
             f"{r['saco_distinct']:.3f} / {r['cfcql_saco_distinct']:.3f}{saco_ok} | "
             f"{'never' if part is None else part}{' ✓' if part is not None and part <= 3 else ' ✗'} | "
             f"{r['shared']:.1f} / {r['cfcql_shared']:.1f} | {r['return_mean']:.2f} / {mean:.2f} "
-            f"{within(r['return_mean'], mean, CARD_TOLERANCE['return'])} | {r['return_sd']:.2f} / {sd:.2f} "
-            f"{'✓' if sd / factor <= r['return_sd'] <= factor * sd else '✗'} | {r['length']:.1f} / {length:.1f} "
-            f"{within(r['length'], length, CARD_TOLERANCE['length'])} | {r['at_limit']:.0%} | {r['generation_s']:.0f}"
+            f"{mark(miss['return'])} | {r['return_sd']:.2f} / {sd:.2f} {mark(miss['sd'])} | "
+            f"{r['length']:.1f} / {length:.1f} {mark(miss['length'])} | {r['at_limit']:.0%} | {r['generation_s']:.0f}"
             f"{' ✓' if r['generation_s'] <= 120 else ' ✗'} |"
         )
     lines += [

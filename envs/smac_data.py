@@ -74,6 +74,17 @@ CFCQL_CARDS = {
 CARD_TOLERANCE = {"return": 0.10, "sd_factor": 2.0, "length": 0.15}
 
 
+def card_misses(card: tuple, mean_return: float, length: float, sd: float | None = None) -> dict:
+    """How far a dataset's (or a policy's) statistics are from a CFCQL card (mean, sd, length), each in units of
+    CARD_TOLERANCE: at most 1 is within the target. An unmeasured sd (None) misses by 0."""
+    card_mean, card_sd, card_length = card
+    return {
+        "return": abs(mean_return - card_mean) / (CARD_TOLERANCE["return"] * abs(card_mean)),
+        "sd": 0.0 if sd is None else abs(np.log(max(sd, 1e-6) / card_sd)) / np.log(CARD_TOLERANCE["sd_factor"]),
+        "length": abs(length - card_length) / (CARD_TOLERANCE["length"] * card_length),
+    }
+
+
 def cfcql_episodes(map_name: str, name: str) -> int:
     """Episodes in CFCQL's file: 5000, except 2s3z medium_replay's 1976."""
     return 1976 if (map_name, name) == ("2s3z", "medium_replay") else 5000

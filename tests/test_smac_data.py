@@ -183,6 +183,17 @@ def test_default_episode_counts_are_cfcqls_and_mixed_needs_an_even_count(tmp_pat
         load_or_make("2s3z", "mixed", 0, str(tmp_path), episodes=3)
 
 
+def test_card_misses_are_in_units_of_the_card_tolerance():
+    """The fidelity report's targets: return within 10 %, sd within a factor 2, length within 15 % (a miss of 1 is on
+    the edge); an unmeasured sd misses by nothing."""
+    card = (10.0, 2.0, 50.0)
+    edge = smac_data.card_misses(card, 11.0, 57.5, 4.0)
+    assert edge == pytest.approx({"return": 1.0, "sd": 1.0, "length": 1.0})
+    assert smac_data.card_misses(card, 9.5, 50.0, 1.0) == pytest.approx({"return": 0.5, "sd": 1.0, "length": 0.0})
+    unmeasured_sd = smac_data.card_misses(card, 10.0, 42.5)
+    assert unmeasured_sd["sd"] == 0.0 and unmeasured_sd["length"] == pytest.approx(1.0)
+
+
 def test_cli_makes_a_dataset_and_prints_its_card(tmp_path, capsys, monkeypatch):
     """`python -m envs.smac_data --episodes 4 ...`, run in this process: the card, then the file's path."""
     monkeypatch.setattr(
